@@ -10,7 +10,7 @@ from billing.invoicing import close, progressive
 from billing.margins import alerts as margin_alerts
 from billing.models import Alert, ChannelMessage, WebhookDelivery
 from billing.notifications import alerts, channels, webhooks
-from billing.revenue import accruals
+from billing.revenue import accruals, recognition
 from billing.subscriptions import bulk_migration
 from billing.usage import alerts as usage_alerts
 from billing.usage import detaching, folding, partitions, rebuild
@@ -52,6 +52,14 @@ def refresh_accruals() -> int:
     """What the open periods bill and no invoice has yet, stored for earned
     revenue over many subscriptions (billing.revenue.accruals)."""
     return accruals.accruals_refresh(now=datetime.now(UTC))
+
+
+@shared_task(acks_late=True, **time_limits("beat"))
+def recognize_revenue() -> int:
+    """Hourly: the journal's recognition entries of the periods (days or months)
+    that have ended, idempotent (billing.revenue.recognition). The documents
+    written."""
+    return recognition.revenue_recognize_closed(now=datetime.now(UTC))
 
 
 @shared_task(acks_late=True, **time_limits("beat"))

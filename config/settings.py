@@ -468,6 +468,13 @@ BILLING_PORTAL_TTL_SECONDS = env_int("BILLING_PORTAL_TTL_SECONDS", 3600)
 # long a reminder's link to pay its invoice works.
 BILLING_PUBLIC_URL = os.environ.get("BILLING_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 BILLING_PAY_LINK_DAYS = env_int("BILLING_PAY_LINK_DAYS", 45)
+# How the journal recognizes fees billed in advance as earned: one document per
+# customer and "day" or "month" of its seller's zone (billing.revenue.recognition).
+BILLING_RECOGNITION_PERIOD = os.environ.get("BILLING_RECOGNITION_PERIOD", "month").strip()
+if BILLING_RECOGNITION_PERIOD not in ("day", "month"):
+    raise ImproperlyConfigured(
+        f"BILLING_RECOGNITION_PERIOD must be day or month, got {BILLING_RECOGNITION_PERIOD!r}"
+    )
 # How long the portal link in an invoice or credit note email works (it cannot
 # be revoked before then; the API's and the admin's links last
 # BILLING_PORTAL_TTL_SECONDS).

@@ -14,6 +14,7 @@ from billing.api import (
     plan_migrations,
     rerate,
     revenue,
+    revenue_bridge,
     subscriptions,
     usage,
 )
@@ -60,6 +61,7 @@ api_v1 = [
     path("exchange-rates", plans_api.ExchangeRateListApi.as_view()),
     path("margins", margins.MarginsApi.as_view()),
     path("revenue", revenue.RevenueApi.as_view()),
+    path("revenue/bridge", revenue_bridge.RevenueBridgeApi.as_view()),
     path("rerate", rerate.RerateApi.as_view()),
     path("journal", journal.JournalListApi.as_view()),
     path("journal.csv", journal.JournalCsvApi.as_view()),

@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.db.models import Prefetch
 
 from billing.core.vocabulary import LineKind
+from billing.journal.deferral import billed_in_advance, deferred_at_issue
 from billing.journal.models import AccountKind, DocumentType
 from billing.journal.writer import Document, Leg, journal_write
 from invoices.models import CreditNote, Invoice, InvoiceLine
@@ -17,18 +18,6 @@ from invoices.sellers import invoice_billing_entity
 from plans.taxes import tax_lines_read
 
 ZERO = Decimal(0)
-
-# Lines that sell something used later (credits, a money balance, a prepaid
-# commit) are deferred revenue; a commit drawdown line (negative) takes from it.
-DEFERRED_KINDS = frozenset(
-    {
-        LineKind.CREDIT_PACK,
-        LineKind.CREDITS,
-        LineKind.TOP_UP,
-        LineKind.COMMIT,
-        LineKind.COMMIT_DRAWDOWN,
-    }
-)
 
 
 # What journal_invoice_finalized reads of each invoice of a batch, read once for the
@@ -47,13 +36,19 @@ def _read(invoice: Invoice, relation: str) -> list:
     return read if read is not None else list(getattr(invoice, relation).all())
 
 
-def line_leg(line: InvoiceLine, amount: Decimal) -> Leg:
+def line_leg(line: InvoiceLine, amount: Decimal, issued_at: datetime | None = None) -> Leg:
     """`amount` of the line as a debit (positive) on its account: revenue per
     meter (else per the plan that priced it, InvoiceLine.plan), a discount, or
-    deferred revenue."""
+    deferred revenue (what is sold for later, and a fee billed in advance of its
+    invoice's issue at `issued_at`: billing.journal.deferral)."""
     if line.kind == LineKind.DISCOUNT:
         return Leg(AccountKind.DISCOUNTS, amount)
-    if line.kind in DEFERRED_KINDS:
+    if deferred_at_issue(
+        kind=line.kind,
+        period_start=line.period_start,
+        period_end=line.period_end,
+        issued_at=issued_at,
+    ):
         return Leg(AccountKind.DEFERRED_REVENUE, amount)
     plan = "" if line.meter else line.plan
     return Leg(AccountKind.REVENUE, amount, meter=line.meter, plan=plan)
@@ -73,7 +68,7 @@ def _taken_off(line: InvoiceLine) -> list[Leg] | None:
     taken = [
         replace(leg, amount=-leg.amount)
         for taken_line in taken_off.lines.all()
-        for leg in _line_legs(taken_line, -taken_line.amount)
+        for leg in _line_legs(taken_line, -taken_line.amount, taken_off.finalized_at)
         if leg.kind in (AccountKind.REVENUE, AccountKind.DEFERRED_REVENUE)
     ]
     rest = -line.amount - sum((leg.amount for leg in taken), ZERO)
@@ -82,16 +77,16 @@ def _taken_off(line: InvoiceLine) -> list[Leg] | None:
     return taken
 
 
-def _line_legs(line: InvoiceLine, amount: Decimal) -> list[Leg]:
+def _line_legs(line: InvoiceLine, amount: Decimal, issued_at: datetime | None) -> list[Leg]:
     """line_leg, for a line that takes off a threshold invoice's usage too
     (_taken_off): `amount` of it (the invoice books -line.amount; a credit note
     what it credits, reversed) spread over its legs as the invoice booked them,
     the last taking what rounding leaves."""
     if line.takes_off_id is None:
-        return [line_leg(line, amount)]
+        return [line_leg(line, amount, issued_at)]
     booked = _taken_off(line)
     if booked is None:
-        return [line_leg(line, amount)]
+        return [line_leg(line, amount, issued_at)]
     if amount == -line.amount:
         return booked
     share = amount / -line.amount
@@ -116,11 +111,22 @@ def _invoice_document(invoice: Invoice, type_: str, key: str, on: datetime) -> D
 
 def journal_invoice_finalized(*, invoice: Invoice, now: datetime) -> None:
     """Dr receivable the total (Cr the customer's credit balance when below
-    zero); Cr revenue per line, Dr discounts, Cr tax payable per rate; then the
+    zero); Cr revenue per line (deferred revenue for what is sold for later and
+    fees billed in advance, net of their share of the discount), Dr discounts,
+    Cr tax payable per rate; then the
     credit balance it spent, as a document of its own (Dr credit balance, Cr
     receivable)."""
     on = invoice.finalized_at or now
-    legs = [leg for line in _read(invoice, "lines") for leg in _line_legs(line, -line.amount)]
+    legs = []
+    for line in _read(invoice, "lines"):
+        legs += _line_legs(line, -line.amount, on)
+        share = line.discount_share
+        if share and billed_in_advance(
+            kind=line.kind, period_start=line.period_start, period_end=line.period_end, issued_at=on
+        ):
+            # Deferred net of its share of the discount (stamped when the line was
+            # written), recognized with it as earned revenue earns it.
+            legs += [Leg(AccountKind.DEFERRED_REVENUE, share), Leg(AccountKind.DISCOUNTS, -share)]
     legs += [
         Leg(AccountKind.TAX_PAYABLE, -tax.amount, tax_rate=tax.code)
         for tax in _read(invoice, "tax_lines")
@@ -182,7 +188,7 @@ def journal_invoice_paid(
     )
 
 
-def _credited_legs(line: InvoiceLine, amount: Decimal) -> list[Leg]:
+def _credited_legs(line: InvoiceLine, amount: Decimal, issued_at: datetime | None) -> list[Leg]:
     """What crediting `amount` of the line reverses: what the invoice booked for
     it (_line_legs), in proportion. A commit's drawdown line (a void credits it,
     negative) is the exception: the void gives the commit nothing back (its
@@ -190,7 +196,7 @@ def _credited_legs(line: InvoiceLine, amount: Decimal) -> list[Leg]:
     revenue, and deferred revenue keeps equal to what the commit still holds."""
     if line.kind == LineKind.COMMIT_DRAWDOWN:
         return [Leg(AccountKind.REVENUE, amount, plan=line.plan)]
-    return _line_legs(line, amount)
+    return _line_legs(line, amount, issued_at)
 
 
 def _note_seller(note: CreditNote):
@@ -207,7 +213,7 @@ def journal_credit_note(*, note: CreditNote, now: datetime) -> None:
     legs = [
         leg
         for line in note.lines.select_related("invoice_line")
-        for leg in _credited_legs(line.invoice_line, line.amount)
+        for leg in _credited_legs(line.invoice_line, line.amount, invoice.finalized_at)
     ]
     legs += [
         Leg(AccountKind.TAX_PAYABLE, tax.amount, tax_rate=tax.code)

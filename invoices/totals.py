@@ -49,15 +49,22 @@ def discount_shares(kinds: list[str], amounts: list[Decimal], *, currency: str) 
     """Each line's share of its invoice's discount (of the lines of `kinds` and
     rounded `amounts`, in order: InvoiceTotals.amounts), positive: the discount
     (what its lines take off) shared among the lines it was taken from (all but
-    NOT_DISCOUNTED) in proportion to their amounts, the shares adding up to it
-    exactly (split_money: 10.00 off three lines of 10.00 is 3.34, 3.33, 3.33).
+    NOT_DISCOUNTED and a commit's drawdown) in proportion to their amounts, the
+    shares adding up to it exactly (split_money: 10.00 off three lines of 10.00 is
+    3.34, 3.33, 3.33).
     Zero for every other line, and for all without a discount."""
     discount = -sum(
         (amount for kind, amount in zip(kinds, amounts, strict=True) if kind == LineKind.DISCOUNT),
         ZERO,
     )
     shares = [ZERO] * len(amounts)
-    taken_from = [n for n, kind in enumerate(kinds) if kind not in NOT_DISCOUNTED]
+    # Not a commit's drawdown either: it earns nothing itself (the usage it pays
+    # for does, and what it drew is the commit's: billing.journal.deferral).
+    taken_from = [
+        n
+        for n, kind in enumerate(kinds)
+        if kind not in NOT_DISCOUNTED and kind != LineKind.COMMIT_DRAWDOWN
+    ]
     if discount and taken_from:
         parts = split_money(discount, [amounts[n] for n in taken_from], currency)
         for n, part in zip(taken_from, parts, strict=True):

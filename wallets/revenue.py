@@ -242,3 +242,32 @@ def credit_revenue_csv(rows: list[RevenueMonth]) -> str:
         CSV_COLUMNS,
         ([r.month.strftime("%Y-%m"), r.currency, *map(Figure, r.figures())] for r in rows),
     )
+
+
+def commit_breakage(
+    *, start: datetime, end: datetime, currency: str, customers=None
+) -> dict[int, tuple[Decimal, datetime]]:
+    """Customer id -> the breakage of its prepaid commits in [start, end) and the
+    moment of the last one: what each access block had left when it expired (its
+    `expiry` ledger entry: what was neither drawn nor rolled over nor taken back
+    by a credit note), at the last instant before the expiry (access that ends
+    with a period, Dec 1 00:00, is November's breakage, as the journal has it)."""
+    entries = LedgerEntry.objects.filter(
+        kind=LedgerEntry.EXPIRY,
+        block__kind=CreditBlock.COMMIT,
+        block__currency=currency,
+        occurred_at__gt=start,
+        occurred_at__lte=end,
+    )
+    if customers is not None:
+        entries = entries.filter(wallet__customer_id__in=list(customers))
+    found: dict[int, tuple[Decimal, datetime]] = {}
+    for customer_id, amount, occurred_at in entries.order_by("occurred_at", "pk").values_list(
+        "wallet__customer_id", "amount", "occurred_at"
+    ):
+        total, _last = found.get(customer_id, (ZERO, occurred_at))
+        found[customer_id] = (
+            total + quantize_money(-amount, currency),
+            occurred_at - timedelta(microseconds=1),
+        )
+    return found

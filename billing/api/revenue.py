@@ -93,10 +93,11 @@ class RevenueApi(APIView):
             },
         ),
         description=(
-            "Revenue earned in [from, to): usage as it happened, fees, seats, true-ups and "
-            "commits straight-line over the period they pay for, net of discounts, before "
-            "tax, credit notes at their date; `billed` from invoiced lines, `accrued` from "
-            "the part not invoiced yet. The totals are the same whatever group_by."
+            "Revenue earned in [from, to): usage as it happened, fees, seats and true-ups "
+            "straight-line over the period they pay for, prepaid commits as drawn plus "
+            "breakage at expiry, net of discounts, before tax, credit notes at their date; "
+            "`billed` from invoiced lines, `accrued` from the part not invoiced yet. The "
+            "totals are the same whatever group_by."
         ),
     )
     def get(self, request):

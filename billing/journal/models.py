@@ -34,6 +34,8 @@ class DocumentType(models.TextChoices):
     CONSUMPTION = "consumption", _("Credits consumed")
     EXPIRY = "expiry", _("Credits expired")
     COMMIT_EXPIRY = "commit_expiry", _("Commit expired")
+    # Deferred revenue recognized as earned (billing.revenue.recognition).
+    RECOGNITION = "recognition", _("Revenue recognized")
 
 
 class JournalAccount(models.Model):

@@ -8,7 +8,7 @@ revenue", API.md v1.3). From what was billed and what is accruing:
   invoices.totals.discount_shares). A usage line is earned as its
   usage happened within its service period (billing.revenue.usage_shares);
   every other line with a service period (fixed fees, seats, proration, the
-  true-up, a commit and what it draws) straight-line over it, by the second; a
+  true-up) straight-line over it, by the second; a
   line without one at its invoice's date. What credit notes gave back of a
   line, at the credit note's date; the unused time a cancel or plan change
   credits (billing.invoicing.unused_time), over that time, straight-line.
@@ -18,6 +18,13 @@ revenue", API.md v1.3). From what was billed and what is accruing:
   beat's last refresh over many subscriptions (billing.revenue.accruals).
 - What usage drew from paid credits and balances in the window, at what they
   were sold for (wallets.revenue), each customer's and meter's rounded.
+- A prepaid commit as drawn, plus breakage at expiry: its invoice's commit line
+  and its closing invoices' drawdown lines earn nothing themselves (the usage
+  they draw for is earned as it happened); what its access blocks leave
+  unused when they expire (what expired, which is what credit notes did not
+  take back) is earned at the last instant before the expiry, as the journal
+  books it (wallets.journal_entries.journal_commit_expired). One rule for the
+  report and the books (billing.journal.deferral, billing.revenue.recognition).
 
 A line is cut into pieces by the usage it priced per combination of its
 meter's group_by values (InvoiceLine.usage_groups), its amount shared among
@@ -33,7 +40,11 @@ add up exactly, and a piece's parts add up to the piece.
 In a report currency (earned_converted): each currency's window read as
 above, every piece converted by billing.revenue.conversion (at the rate of the
 start of its UTC day, rounded there), a rate missing named on the window and on
-its rows, that amount left out."""
+its rows, that amount left out.
+
+It stays whole: it is the one earned-revenue function, every source of what
+was earned (lines, credit notes, accruals, wallet draws, breakage) read into the
+same pieces and parts, so that every view and every window adds up alike."""
 
 import json
 from collections.abc import Iterable
@@ -48,6 +59,7 @@ from django.db.models.functions import Cast
 
 from billing.core.money import quantize_money, split_money
 from billing.core.vocabulary import LineKind
+from billing.journal.deferral import USAGE_KINDS, billed_in_advance
 from billing.rating.pricing import EXACT_PRECISION
 from billing.rating.rate_cards import Combination, combination_order
 from billing.revenue.accruals import accrued_lines
@@ -59,13 +71,15 @@ from customers.billing_entities import default_billing_entity
 from customers.models import Customer
 from invoices.models import CreditNoteLine, Invoice, InvoiceLine
 from invoices.totals import NOT_DISCOUNTED
-from wallets.revenue import consumed_at_sale_value
+from wallets.revenue import commit_breakage, consumed_at_sale_value
 
 ZERO = Decimal(0)
 # Lines that earn nothing themselves: the discount (shared among the lines it
 # discounts), what threshold invoices billed (their usage is on the period
 # invoice), tax, the credit balance applied (a payment), and what is bought in
-# advance (credits and balances earn as they are drawn).
+# advance (credits and balances earn as they are drawn, a prepaid commit as
+# drawn plus breakage: its drawdown lines take off the usage it paid for, which
+# earns as it happened).
 NOT_EARNED = (
     *NOT_DISCOUNTED,
     LineKind.TAX,
@@ -73,9 +87,15 @@ NOT_EARNED = (
     LineKind.CREDIT_PACK,
     LineKind.CREDITS,
     LineKind.TOP_UP,
+    LineKind.COMMIT,
+    LineKind.COMMIT_DRAWDOWN,
 )
-# Earned as their usage happened; every other line straight-line.
-USAGE_KINDS = (LineKind.USAGE, LineKind.OVERAGE, LineKind.UNCOVERED_USAGE, LineKind.LATE_USAGE)
+# What a credit note gives back of a drawdown line is earned at its date: a void
+# gives the commit nothing back, so what was drawn stays earned (as the journal
+# books it, invoices.journal_entries._credited_legs).
+NOT_EARNED_CREDITED = tuple(kind for kind in NOT_EARNED if kind != LineKind.COMMIT_DRAWDOWN)
+# USAGE_KINDS (billing.journal.deferral): earned as their usage happened; every
+# other line straight-line.
 VIEWS = ("customer", "plan", "meter", "billing_entity")
 
 
@@ -96,6 +116,12 @@ class Piece:
     accrued: bool
     # How many lines alike it stands for (read together for a total: apart=False).
     count: int = 1
+    # Read for the books (earned_window's `books`): when the journal booked it
+    # (its invoice issued, its credit note dated; None: not yet, a draft or what
+    # accrues), and whether it was booked to deferred revenue then, a fee billed
+    # in advance (billing.journal.deferral), recognized by the recognition entries.
+    booked_at: datetime | None = None
+    in_advance: bool = False
 
 
 @dataclass
@@ -126,6 +152,9 @@ class _Part:
     accrued: bool = False
     # In a report currency: the rates missing to convert what it left out.
     missing: frozenset[MissingRate] = frozenset()
+    # As Piece's (read for the books only).
+    booked_at: datetime | None = None
+    in_advance: bool = False
 
 
 @dataclass
@@ -219,6 +248,8 @@ def earned_window(
     apart: bool = True,
     by_property: bool = True,
     conversion: Conversion | None = None,
+    books: bool = False,
+    unbooked_at: datetime | None = None,
 ) -> EarnedWindow:
     """What the customers billed in `currency` (these `customers` only, when
     given) earned in [start, end) up to `now` (a window reaching past it ends
@@ -226,8 +257,17 @@ def earned_window(
     and its views by plan and meter only, the lines alike read together (the
     same figures, read faster: the dashboard's). `conversion`: in its currency
     (billing.revenue.conversion), each line read with its own period and
-    date, the rates missing named on the window and its parts."""
+    date, the rates missing named on the window and its parts.
+
+    `books`: each part says when the journal booked what earned it and whether
+    it was a fee billed in advance (_Part.booked_at, in_advance; the same
+    figures, every line read one by one), for the recognition entries and the
+    bridge (billing.revenue.recognition). `unbooked_at`: only what the journal
+    had not booked before that moment (invoices issued then or later or not
+    yet, credit notes dated then or later, what accrues), read for the books."""
     customers = None if customers is None else list(customers)
+    books = books or unbooked_at is not None
+    read = _Read(books=books, unbooked_at=unbooked_at)
     by_property = by_property and apart
     if conversion is not None and conversion.currency == currency:
         conversion = None
@@ -237,9 +277,9 @@ def earned_window(
     adding = additive_meters()
     pieces = [
         *_billed_pieces(
-            start, end, currency, customers, adding, apart, by_property, bool(conversion)
+            start, end, currency, customers, adding, apart, by_property, bool(conversion), read
         ),
-        *_credited_pieces(start, end, currency, customers, adding),
+        *_credited_pieces(start, end, currency, customers, adding, read),
         *_accrued_pieces(window, start, end, currency, customers, now, adding),
     ]
     # In a report currency, where each piece is cut to convert it (its rates' days).
@@ -279,9 +319,15 @@ def earned_window(
                     amount,
                     piece.accrued,
                     missing,
+                    piece.booked_at,
+                    piece.in_advance,
                 )
             )
+    if unbooked_at is not None:
+        # What credits drawn and breakage earn the journal books as it happens.
+        return window
     _drawn_parts(window, start, end, currency, customers, conversion)
+    _breakage_parts(window, start, end, currency, customers, conversion)
     if conversion is not None:
         window.currency = conversion.currency
         window.missing_rates = {part for p in window.parts for part in p.missing}
@@ -324,6 +370,40 @@ def _drawn_parts(window, start, end, currency, customers, conversion) -> None:
                 amount = converted or ZERO
             if amount or missing:
                 window.parts.append(_Part(d.customer_id, plan, d.meter, (), amount, False, missing))
+
+
+def _breakage_parts(window, start, end, currency, customers, conversion) -> None:
+    """What prepaid commits' access left unused at expiry in the window
+    (commit_breakage), a part each customer, under the plan in effect then; in a
+    report currency, converted at the rate of the moment it is earned."""
+    expired = commit_breakage(start=start, end=end, currency=currency, customers=customers)
+    if not expired:
+        return
+    plans = plans_in_effect(start=start, end=end, customers=set(expired))
+    for customer_id, (amount, at) in expired.items():
+        plan = plans.single.get(customer_id, "")
+        for span in plans.split.get(customer_id, ()):
+            if span.start <= at < span.end:
+                plan = span.plan
+        missing = frozenset()
+        if amount and conversion is not None:
+            converted = conversion.amount(currency, amount, at)
+            if converted is None:
+                missing = frozenset({conversion.missed(currency, at)})
+            amount = converted or ZERO
+        if amount or missing:
+            window.parts.append(
+                _Part(customer_id, plan, "", (), amount, False, missing, booked_at=at)
+            )
+
+
+@dataclass(frozen=True)
+class _Read:
+    """How the invoice lines and credit notes are read (earned_window's `books`
+    and `unbooked_at`)."""
+
+    books: bool = False
+    unbooked_at: datetime | None = None
 
 
 def earned_converted(
@@ -415,6 +495,8 @@ def _line_pieces(
     adding: frozenset[str],
     accrued: bool = False,
     count: int = 1,
+    booked_at: datetime | None = None,
+    in_advance: bool = False,
 ) -> list[Piece]:
     """A line's amount cut by the usage it priced per combination; earned as
     the usage happened when it is usage of a meter of `adding` (additive_meters)."""
@@ -422,7 +504,22 @@ def _line_pieces(
     groups = [(combination, quantity) for combination, quantity in groups if quantity]
     if len(groups) < 2:
         values = groups[0][0] if groups else ()
-        return [Piece(customer_id, plan, meter, values, amount, start, end, usage, accrued, count)]
+        return [
+            Piece(
+                customer_id,
+                plan,
+                meter,
+                values,
+                amount,
+                start,
+                end,
+                usage,
+                accrued,
+                count,
+                booked_at,
+                in_advance,
+            )
+        ]
     amounts = split_money(
         amount,
         [quantity for _c, quantity in groups],
@@ -430,7 +527,20 @@ def _line_pieces(
         ties=[combination_order(c) for c, _q in groups],
     )
     return [
-        Piece(customer_id, plan, meter, combination, part, start, end, usage, accrued, count)
+        Piece(
+            customer_id,
+            plan,
+            meter,
+            combination,
+            part,
+            start,
+            end,
+            usage,
+            accrued,
+            count,
+            booked_at,
+            in_advance,
+        )
         for (combination, _q), part in zip(groups, amounts, strict=True)
         if part
     ]
@@ -467,7 +577,7 @@ AS_TEXT = {name: Cast(name, output_field=TextField()) for name in ("usage_groups
 
 
 def _billed_pieces(
-    start, end, currency, customers, adding, apart, by_property, own_periods=False
+    start, end, currency, customers, adding, apart, by_property, own_periods=False, read=None
 ) -> list[Piece]:
     """The pieces of the invoice lines earning in the window, read three ways:
     the lines wholly in it that need no cutting (no discount to share, no
@@ -479,7 +589,11 @@ def _billed_pieces(
     meter wholly in the window is not split either (only across an edge, where
     each part is rounded, does the split change a total: those always are).
     `own_periods`: every line read with its own period and date (to convert each at
-    its rates: billing.revenue.conversion), none added up or put at the start."""
+    its rates: billing.revenue.conversion), none added up or put at the start.
+    Read for the books (`read`): every line so, with when it was booked and
+    whether it was billed in advance."""
+    read = read or _Read()
+    own_periods = own_periods or read.books
     customer = F("invoice__customer_id") if apart else Value(0, output_field=IntegerField())
     lines = InvoiceLine.objects.filter(invoice__currency=currency).exclude(
         invoice__status=Invoice.VOID
@@ -487,6 +601,10 @@ def _billed_pieces(
     lines = lines.exclude(invoice__reason=Invoice.THRESHOLD).exclude(kind__in=NOT_EARNED)
     if customers is not None:
         lines = lines.filter(invoice__customer_id__in=customers)
+    if read.unbooked_at is not None:
+        lines = lines.filter(
+            Q(invoice__finalized_at__isnull=True) | Q(invoice__finalized_at__gte=read.unbooked_at)
+        )
     lines = lines.order_by()
     grouping = [m.code for m in meter_cache.by_id().values() if m.group_by and by_property]
     inside = Q(period_start__gte=start, period_end__lte=end, period_end__gt=F("period_start"))
@@ -506,7 +624,7 @@ def _billed_pieces(
     ]
     cut = whole.filter(Q(meter__in=grouping) | ~Q(invoice__discount=0))
     rows = [
-        (*row, start, start, 1)
+        (*row, start, start, 1, None, False)
         for row in cut.values_list(
             "id",
             "invoice_id",
@@ -560,9 +678,12 @@ def _billed_pieces(
         alike += [(0, 0, 0, 0, *row) for row in together]
     for row in alike:
         *line, period_start, period_end, finalized, created, count = row
+        in_advance = read.books and billed_in_advance(
+            kind=line[4], period_start=period_start, period_end=period_end, issued_at=finalized
+        )
         if period_start is None or period_end is None or period_end <= period_start:
             period_start = period_end = finalized or created
-        rows.append((*line, period_start, period_end, count))
+        rows.append((*line, period_start, period_end, count, finalized, in_advance))
     for (
         _pk,
         _invoice,
@@ -577,6 +698,8 @@ def _billed_pieces(
         period_start,
         period_end,
         count,
+        booked_at,
+        in_advance,
     ) in rows:
         pieces += _line_pieces(
             customer_id=customer_id,
@@ -590,16 +713,21 @@ def _billed_pieces(
             currency=currency,
             adding=adding,
             count=count,
+            booked_at=booked_at,
+            in_advance=in_advance,
         )
     return pieces
 
 
-def _credited_pieces(start, end, currency, customers, adding) -> list[Piece]:
+def _credited_pieces(start, end, currency, customers, adding, read=None) -> list[Piece]:
     """What credit notes gave back of earning lines (before tax, already net of
     the discount): a line crediting unused time (its service period stored:
     billing.invoicing.unused_time) over that time, straight-line, as the fee it
     credits would have earned it; any other at the credit note's date, in the
-    window."""
+    window. What it gives back of a drawdown line is earned (NOT_EARNED_CREDITED).
+    Read for the books, each says when it was booked (its date) and whether the
+    line it credits was billed in advance."""
+    read = read or _Read()
     at_their_date = Q(
         period_start__isnull=True,
         credit_note__created_at__gte=start,
@@ -612,11 +740,13 @@ def _credited_pieces(start, end, currency, customers, adding) -> list[Piece]:
             invoice_line__invoice__currency=currency,
         )
         .exclude(invoice_line__invoice__status=Invoice.VOID)
-        .exclude(invoice_line__kind__in=NOT_EARNED)
+        .exclude(invoice_line__kind__in=NOT_EARNED_CREDITED)
         .order_by()
     )
     if customers is not None:
         credited = credited.filter(invoice_line__invoice__customer_id__in=customers)
+    if read.unbooked_at is not None:
+        credited = credited.filter(credit_note__created_at__gte=read.unbooked_at)
     pieces = []
     rows = credited.values_list(
         "invoice_line__invoice__customer_id",
@@ -629,8 +759,28 @@ def _credited_pieces(start, end, currency, customers, adding) -> list[Piece]:
         "period_end",
         "invoice_line__usage_groups",
         "invoice_line__group",
+        "invoice_line__period_start",
+        "invoice_line__period_end",
+        "invoice_line__invoice__finalized_at",
     )
-    for customer_id, plan, meter, kind, amount, at, since, until, usage_groups, group in rows:
+    for (
+        customer_id,
+        plan,
+        meter,
+        kind,
+        amount,
+        at,
+        since,
+        until,
+        usage_groups,
+        group,
+        line_start,
+        line_end,
+        issued_at,
+    ) in rows:
+        in_advance = read.books and billed_in_advance(
+            kind=kind, period_start=line_start, period_end=line_end, issued_at=issued_at
+        )
         pieces += _line_pieces(
             customer_id=customer_id,
             plan=plan,
@@ -642,6 +792,8 @@ def _credited_pieces(start, end, currency, customers, adding) -> list[Piece]:
             groups=_stored_groups(usage_groups, group),
             currency=currency,
             adding=adding,
+            booked_at=at if read.books else None,
+            in_advance=in_advance,
         )
     return pieces
 
@@ -654,6 +806,8 @@ def _accrued_pieces(window, start, end, currency, customers, now, adding) -> lis
     )
     pieces = []
     for line in lines:
+        if line.kind in NOT_EARNED:
+            continue  # a drawdown from a prepaid commit: its usage earns
         pieces += _line_pieces(
             customer_id=line.customer_id,
             plan=line.plan,

@@ -213,12 +213,20 @@ def test_a_credit_note_on_an_old_line_after_its_subscription_moved_books_the_pla
         invoice=fee.invoice, lines=[CreditLineInput(fee.pk, D("29.03"))], reason="other", now=DEC_12
     )
 
+    # The fee was billed in advance: its invoice deferred it, and the note takes
+    # the 29.03 back from deferred revenue (the recognition entries earn it, under
+    # the line's plan, as earned revenue does: billing.revenue.recognition).
+    fee.refresh_from_db()
+    assert fee.plan == "pro"
     reversed_ = (
-        JournalEntry.objects.filter(document_key=f"credit_note:{note.pk}", kind=AccountKind.REVENUE)
-        .values("plan")
+        JournalEntry.objects.filter(document_key=f"credit_note:{note.pk}")
+        .filter(kind__in=[AccountKind.REVENUE, AccountKind.DEFERRED_REVENUE])
+        .values("kind", "plan")
         .annotate(debit=Sum("debit"))
     )
-    assert list(reversed_) == [{"plan": "pro", "debit": D("29.03")}]
+    assert list(reversed_) == [
+        {"kind": AccountKind.DEFERRED_REVENUE, "plan": "", "debit": D("29.03")}
+    ]
 
 
 def test_a_prepaid_commit_s_invoice_names_no_plan_and_its_drawdown_the_plan_that_priced_it(db, api):

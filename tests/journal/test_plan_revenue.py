@@ -5,7 +5,10 @@ the time the invoice is journaled: an immediate change's invoice charges the
 new plan and its credit note for unused time (against the start invoice) takes
 back from the old one; the close after a change at period end trues up the old
 plan and bills the new one's fees. Lines written before lines said
-which plan priced them are stamped by invoices 0028."""
+which plan priced them are stamped by invoices 0028. A fee billed in advance is
+deferred when issued and recognized on its plan by the recognition entries
+(billing.revenue.recognition): a plan's revenue over a period is then the same
+whichever way it was booked."""
 
 import importlib
 from datetime import UTC, datetime
@@ -18,6 +21,7 @@ from django.db.models import Sum
 
 from billing.invoicing.close import periods_close
 from billing.journal.models import AccountKind, JournalEntry
+from billing.revenue.recognition import revenue_recognize_closed
 from billing.subscriptions.lifecycle import subscription_change_plan
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice
@@ -34,6 +38,7 @@ NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOV_16 = datetime(2026, 11, 16, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_5 = datetime(2026, 12, 5, tzinfo=UTC)
+JAN_2 = datetime(2027, 1, 2, tzinfo=UTC)
 
 
 def revenue_by_plan(document: Invoice | CreditNote) -> dict[str, D]:
@@ -43,6 +48,18 @@ def revenue_by_plan(document: Invoice | CreditNote) -> dict[str, D]:
         JournalEntry.objects.filter(
             document_key=f"{kind}:{document.pk}", kind=AccountKind.REVENUE, meter=""
         )
+        .values("plan")
+        .annotate(debit=Sum("debit"), credit=Sum("credit"))
+    )
+    return {row["plan"]: row["credit"] - row["debit"] for row in rows}
+
+
+def plan_revenue(customer, *, recognized_by: datetime) -> dict[str, D]:
+    """The customer's revenue booked per plan (plan-level legs), every document
+    of it, once what fees billed in advance earned by `recognized_by` is recognized."""
+    revenue_recognize_closed(now=recognized_by, since=NOV_1.date())
+    rows = (
+        JournalEntry.objects.filter(customer=customer, kind=AccountKind.REVENUE, meter="")
         .values("plan")
         .annotate(debit=Sum("debit"), credit=Sum("credit"))
     )
@@ -74,17 +91,23 @@ def test_an_immediate_change_credits_the_old_plan_and_charges_the_new_one(catalo
         # Journaled after the change: the subscription is on pro by now.
         invoice_finalize(invoice=invoice, now=NOV_16, collect=False)
 
-    # The minimum commitment of starter's first half, and half of pro's base fee.
-    assert revenue_by_plan(invoice) == {"starter": D("50.00"), "pro": D("50.00")}
+    # The minimum commitment of starter's first half (revenue), and half of
+    # pro's base fee (billed in advance: deferred).
+    assert revenue_by_plan(invoice) == {"starter": D("50.00")}
     assert dict(invoice.lines.values_list("kind", "plan")) == {
         "minimum_commitment": "starter",
         "proration_charge": "pro",
     }
     # Half of starter's base fee back (15 of 30 days): a credit note against the
-    # start invoice that charged it, taken from starter's revenue.
+    # start invoice that charged it.
     note = CreditNote.objects.get(invoice__subscription=subscription)
     assert note.invoice.reason == Invoice.START
-    assert revenue_by_plan(note) == {"starter": -D("15.00")}
+    # November on each plan: starter's fee (30.00) less the 15.00 back, and its
+    # minimum (50.00); pro's half fee, recognized on pro.
+    assert plan_revenue(customer, recognized_by=DEC_5) == {
+        "starter": D("65.00"),
+        "pro": D("50.00"),
+    }
 
 
 def test_the_close_after_a_change_at_period_end_trues_up_the_old_plan(catalog):
@@ -100,9 +123,13 @@ def test_the_close_after_a_change_at_period_end_trues_up_the_old_plan(catalog):
         subscription=subscription, reason=Invoice.PERIOD, period_start=NOV_1
     )
     assert closing.status == Invoice.FINALIZED
-    # November's true-up on starter (no usage: its 100.00 minimum), December's
-    # base fee on pro.
-    assert revenue_by_plan(closing) == {"starter": D("100.00"), "pro": D("100.00")}
+    # November's true-up on starter (no usage: its 100.00 minimum); December's
+    # base fee, billed in advance, deferred and recognized on pro.
+    assert revenue_by_plan(closing) == {"starter": D("100.00")}
+    assert plan_revenue(customer, recognized_by=JAN_2) == {
+        "starter": D("130.00"),
+        "pro": D("100.00"),
+    }
 
     # A credit note on the true-up takes it back from starter's revenue, not pro's.
     true_up = closing.lines.get(kind="minimum_commitment")
@@ -155,4 +182,8 @@ def test_a_line_written_before_lines_named_their_plan_books_as_invoices_0028_sta
 
     # As stamped when written: not all on pro, the subscription's plan at journaling
     # (the unused time of starter is a credit note against the start invoice).
-    assert revenue_by_plan(invoice) == {"starter": D("50.00"), "pro": D("50.00")}
+    assert revenue_by_plan(invoice) == {"starter": D("50.00")}
+    assert plan_revenue(customer, recognized_by=DEC_5) == {
+        "starter": D("65.00"),
+        "pro": D("50.00"),
+    }

@@ -6,7 +6,7 @@ its whole on the plan. So each meter's revenue over the period is what its usage
 billed, and the plan's is its fees, as without progressive billing."""
 
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -16,6 +16,7 @@ from django.db.models import Sum
 from billing.invoicing.close import periods_close
 from billing.invoicing.progressive import threshold_invoices_write
 from billing.journal.models import AccountKind, JournalEntry
+from billing.revenue.recognition import revenue_recognize_closed
 from billing.usage.ingestion import events_ingest
 from invoices.models import Invoice
 from tests.factories import (
@@ -97,6 +98,9 @@ def test_each_meter_s_revenue_is_what_its_usage_billed_over_the_period(billed_pr
     # The close bills the usage (17.00) and December's fee, and takes the two
     # threshold invoices off.
     assert closing.subtotal == D("20.00")
+    # The fees billed in advance (November's, December's) are recognized as
+    # earned (billing.revenue.recognition), once December has passed.
+    revenue_recognize_closed(now=datetime(2027, 1, 2, tzinfo=UTC), since=date(2026, 11, 1))
     assert revenue() == {"runs": D("10.00"), "prompts": D("7.00"), "plan:metered": D("40.00")}
 
 

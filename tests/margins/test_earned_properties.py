@@ -57,6 +57,7 @@ from tests.factories import api_client, llm_tokens_meter, prompts_meter, subscri
 from wallets.commit_models import Commit
 from wallets.commit_terms import CommitRequest
 from wallets.commits import commit_sign
+from wallets.models import CreditBlock, LedgerEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -467,7 +468,21 @@ def billed_net(customer_id: int) -> Decimal:
             continue
         total += invoice.subtotal - invoice.discount
     notes = CreditNote.objects.filter(customer_id=customer_id).exclude(invoice__status=Invoice.VOID)
-    return total - sum((note.subtotal for note in notes), ZERO)
+    return total - sum((note.subtotal for note in notes), ZERO) - commits_deferred(customer_id)
+
+
+def commits_deferred(customer_id: int) -> Decimal:
+    """What the customer's prepaid commits still defer: what was committed less
+    what usage drew, what expired and what credit notes took back (a commit is
+    earned as drawn plus breakage, not when invoiced)."""
+    committed = Commit.objects.filter(customer_id=customer_id, billing=Commit.PREPAID)
+    moved = LedgerEntry.objects.filter(
+        block__kind=CreditBlock.COMMIT,
+        block__commit__customer_id=customer_id,
+        block__commit__billing=Commit.PREPAID,
+        kind__in=(LedgerEntry.USAGE, LedgerEntry.EXPIRY, *LedgerEntry.TAKEN_BACK),
+    )
+    return sum((c.amount for c in committed), ZERO) + sum((e.amount for e in moved), ZERO)
 
 
 def threshold_open(invoice: Invoice) -> bool:
@@ -503,9 +518,10 @@ def check_properties(customer_id: int, scenario: Scenario) -> None:
             rows = window.rows_by(view)
             assert sum((r.billed for r in rows), ZERO) == total.billed, view
             assert sum((r.accrued for r in rows), ZERO) == total.accrued, view
-    # 2. The window covering everything earns from invoiced lines what they billed,
-    # once every period they bill has passed (nothing is earned ahead of time: read
-    # as of the window's end, what was invoiced by NOW).
+    # 2. The window covering everything earns from invoiced lines what they billed
+    # (less what prepaid commits still defer), once every period they bill has
+    # passed (nothing is earned ahead of time: read as of the window's end, what
+    # was invoiced by NOW).
     whole = earned_window(
         start=EVERYTHING[0],
         end=EVERYTHING[1],

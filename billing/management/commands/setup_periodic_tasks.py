@@ -39,6 +39,9 @@ SCHEDULES = {
     "Raise low-margin alerts to the team": ("billing.tasks.check_margin_alerts", 60),
     # Earned revenue over many subscriptions reads what accrues from these rows.
     "Store what the open periods bill so far": ("billing.tasks.refresh_accruals", 10),
+    # Fees billed in advance recognized as earned, per seller and day or month
+    # (BILLING_RECOGNITION_PERIOD); safe to run any number of times.
+    "Recognize deferred revenue in the journal": ("billing.tasks.recognize_revenue", 60),
     "Expire credits past their expiry time": ("wallets.tasks.expire_credits", 5),
     # A no-op without STRIPE_API_KEY.
     "Send overdue Stripe payment attempts": ("invoices.tasks.collect_due_payments", 1),
