@@ -461,6 +461,7 @@ from billing.integration_models import (  # noqa: E402, F401
     UnpricedModel,
 )
 from billing.journal.models import (  # noqa: E402, F401
+    DeferralStart,
     JournalAccount,
     JournalEntry,
     JournalPeriodLock,

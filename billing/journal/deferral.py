@@ -51,10 +51,12 @@ def billed_in_advance(
     issued_at: datetime | None,
 ) -> bool:
     """Whether a line is a fee billed in advance: a fee with a service period
-    that ends after its invoice was issued (`issued_at`; None: not issued)."""
+    that ends after its invoice was issued (`issued_at`; None: not issued), by
+    an invoice issued once the journal deferred such fees (DeferralStart)."""
     return (
         issued_at is not None
         and kind not in NOT_FEES
+        and not issued_before_deferral(issued_at)
         and period_start is not None
         and period_end is not None
         and period_start < period_end
@@ -73,3 +75,22 @@ def deferred_at_issue(
     return kind in SOLD_FOR_LATER or billed_in_advance(
         kind=kind, period_start=period_start, period_end=period_end, issued_at=issued_at
     )
+
+
+_START: list = []
+
+
+def issued_before_deferral(issued_at: datetime) -> bool:
+    """Whether an invoice issued at `issued_at` was issued before the journal
+    deferred fees billed in advance (DeferralStart, read once a process): it
+    booked them to revenue at issue."""
+    if not _START:
+        from billing.journal.models import DeferralStart
+
+        _START.append(DeferralStart.objects.values_list("since", flat=True).first())
+    return _START[0] is not None and issued_at < _START[0]
+
+
+def deferral_start_forget() -> None:
+    """Read DeferralStart again at the next question (tests that set it)."""
+    _START.clear()

@@ -221,6 +221,24 @@ class JournalPeriodLock(models.Model):
         return self.month.strftime("%Y-%m")
 
 
+class DeferralStart(models.Model):
+    """When the journal began deferring fees billed in advance (billing.journal.
+    deferral): the moment a database with issued invoices was upgraded to it
+    (billing 0046). Invoices issued before booked their fees to revenue at issue
+    and keep doing so (their entries, a backfill, a credit note on them), and no
+    recognition document recognizes them again. No row: a database that had
+    issued nothing then, every fee deferred. One row at most."""
+
+    since = models.DateTimeField(verbose_name=_("deferring since"))
+
+    class Meta:
+        verbose_name = _("start of deferred fees")
+        verbose_name_plural = _("start of deferred fees")
+
+    def __str__(self) -> str:
+        return self.since.isoformat()
+
+
 class TrialBalance(JournalEntry):
     """Not a record: the admin's trial balance page (billing.admin.journal) hangs here."""
 

@@ -189,3 +189,52 @@ def test_a_minimum_commitment_true_up_is_not_accrued_before_it_is_due(catalog): 
         periods_close(as_of=NOV_1)
     closed = earned(customer, OCT_1, NOV_1, now=NOV_2).total
     assert (closed.billed, closed.accrued) == (D("100.00"), D(0))
+
+
+def test_an_upgraded_database_keeps_earlier_fees_at_revenue_and_defers_the_next(catalog):  # noqa: F811
+    """Rule: fees billed in advance by invoices issued before the journal deferred
+    them (DeferralStart, written by billing 0046 on a database that had issued
+    invoices) were booked to revenue at issue; no recognition document books
+    them again. An invoice issued after it defers its fee."""
+    from billing.journal.deferral import deferral_start_forget
+    from billing.journal.models import DeferralStart
+
+    # given: acme's October fee (31.00) issued on October 1, before the upgrade
+    DeferralStart.objects.create(since=OCT_10)
+    deferral_start_forget()
+    try:
+        old = pro_customer("acme")
+        # and beta's, issued after it
+        with time_machine.travel(OCT_16, tick=False):
+            new = customer_create(
+                external_id="beta", name="Beta", currency="USD", timezone_name="UTC"
+            )
+            subscribe(new, "pro", start=OCT_16)
+            start = Invoice.objects.get(customer=new, reason=Invoice.START)
+            if start.status == Invoice.DRAFT:
+                invoice_finalize(invoice=start, now=OCT_16, collect=False)
+
+        # when: October is recognized
+        with time_machine.travel(NOV_2, tick=False):
+            revenue_recognize_closed(now=NOV_2, since=OCT_1.date())
+
+        # then: acme's fee was revenue at issue and nothing recognizes it again
+        def booked(customer, kind):
+            entries = JournalEntry.objects.filter(customer=customer, kind=kind)
+            return sum((e.credit - e.debit for e in entries), D(0))
+
+        assert booked(old, AccountKind.REVENUE) == D("31.00")
+        assert booked(old, AccountKind.DEFERRED_REVENUE) == D(0)
+        assert not JournalEntry.objects.filter(
+            customer=old, document_type=DocumentType.RECOGNITION
+        ).exists()
+        # and beta's was deferred at issue, then recognized: revenue for what
+        # October earned of it, deferred none left of October's part
+        assert booked(new, AccountKind.REVENUE) + booked(new, AccountKind.DEFERRED_REVENUE) == (
+            Invoice.objects.get(customer=new, reason=Invoice.START).subtotal
+        )
+        assert JournalEntry.objects.filter(
+            customer=new, document_type=DocumentType.RECOGNITION
+        ).exists()
+    finally:
+        deferral_start_forget()
