@@ -24,10 +24,10 @@ def total(start, end):
     return earned_window(start=start, end=end, currency="USD", now=NOW).total.earned
 
 
-def test_credits_drawn_in_adjacent_windows_add_up():
-    customer = CustomerFactory(external_id="w")
+def two_credits_drawn(customer) -> None:
+    """3 credits sold for 10.00 (3.3333... a credit): one drawn on 5 Nov, one on
+    20 Nov."""
     wallet = Wallet.objects.create(customer=customer, kind=Wallet.CREDITS)
-    # 3 credits sold for 10.00: 3.3333... a credit
     block = CreditBlock.objects.create(
         wallet=wallet,
         kind=CreditBlock.PAID,
@@ -49,6 +49,11 @@ def test_credits_drawn_in_adjacent_windows_add_up():
             meter="api_calls",
             occurred_at=at,
         )
+
+
+def test_credits_drawn_in_adjacent_windows_add_up():
+    customer = CustomerFactory(external_id="w")
+    two_credits_drawn(customer)
     first, second, union = total(NOV_1, NOV_15), total(NOV_15, DEC_1), total(NOV_1, DEC_1)
     # A credit is worth 3.333...: 3.33 up to 15 Nov, 6.67 up to 1 Dec.
     assert (first, second, union) == (D("3.33"), D("3.34"), D("6.67"))
@@ -65,28 +70,7 @@ def test_credits_drawn_are_earned_under_the_plan_of_the_subscription_that_drew_t
     pro = published_version("pro", base_fee=D("0"))
     customer = CustomerFactory(external_id="w")
     subscription = subscribe(customer, starter, NOV_1)
-    wallet = Wallet.objects.create(customer=customer, kind=Wallet.CREDITS)
-    block = CreditBlock.objects.create(
-        wallet=wallet,
-        kind=CreditBlock.PAID,
-        source=CreditBlock.PACK,
-        amount=D(3),
-        remaining=D(1),
-        price_paid=D("10.00"),
-        currency="USD",
-        effective_at=NOV_1,
-        created_at=NOV_1,
-    )
-    for at in (datetime(2026, 11, 5, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC)):
-        LedgerEntry.objects.create(
-            wallet=wallet,
-            block=block,
-            kind=LedgerEntry.USAGE,
-            amount=D(-1),
-            balance_after=D(0),
-            meter="api_calls",
-            occurred_at=at,
-        )
+    two_credits_drawn(customer)
     subscription_change_plan(
         subscription=subscription, version=pro, effective="immediate", at=NOV_16
     )
