@@ -74,7 +74,7 @@ def accrued_at(*, seller: Seller, day: date, currency: str, now: datetime) -> De
     )
     # A fee billed in advance that was issued is booked by the recognition entries.
     total = sum(
-        (p.amount for p in unbooked.parts if not (p.in_advance and p.booked_at is not None)),
+        (p.amount for p in unbooked.parts if not p.in_advance),
         ZERO,
     )
     first, _after = period_of(day, recognition_unit())
@@ -89,7 +89,7 @@ def accrued_at(*, seller: Seller, day: date, currency: str, now: datetime) -> De
             books=True,
         )
         total += sum(
-            (p.amount for p in under_way.parts if p.in_advance and p.booked_at is not None),
+            (p.amount for p in under_way.parts if p.in_advance),
             ZERO,
         )
     return total

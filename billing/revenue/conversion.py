@@ -112,6 +112,19 @@ class Conversion:
         with localcontext(prec=EXACT_PRECISION):
             return quantize_money(amount * rate, self.currency)
 
+    def at_moment(
+        self, source: str, amount: Decimal, at: datetime
+    ) -> tuple[Decimal, frozenset[MissingRate]]:
+        """What was earned at one moment `at` (`amount`, in `source`), converted
+        (self.amount), with the rate missing when there is none (the amount then
+        left out: zero)."""
+        if not amount:
+            return ZERO, frozenset()
+        converted = self.amount(source, amount, at)
+        if converted is None:
+            return ZERO, frozenset({self.missed(source, at)})
+        return converted, frozenset()
+
     def window_part(
         self,
         source: str,
@@ -129,13 +142,7 @@ class Conversion:
         in the window (those amounts left out)."""
         (first, last), (start, end) = span, window
         if first == last:  # earned at one moment: in the window or not
-            amount = earned_by(end) - earned_by(start)
-            if not amount:
-                return ZERO, frozenset()
-            converted = self.amount(source, amount, first)
-            if converted is None:
-                return ZERO, frozenset({self.missed(source, first)})
-            return converted, frozenset()
+            return self.at_moment(source, earned_by(end) - earned_by(start), first)
         edges = [first, *cuts, last]
         parts = list(pairwise(edges))
         rates = [self.rate(source, since) for since, _until in parts]

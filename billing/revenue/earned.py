@@ -363,11 +363,8 @@ def _drawn_parts(window, start, end, currency, customers, conversion) -> None:
                 ]
         for d, plan in found:
             amount, missing = quantize_money(d.value, currency), frozenset()
-            if amount and conversion is not None:
-                converted = conversion.amount(currency, amount, since)
-                if converted is None:
-                    missing = frozenset({conversion.missed(currency, since)})
-                amount = converted or ZERO
+            if conversion is not None:
+                amount, missing = conversion.at_moment(currency, amount, since)
             if amount or missing:
                 window.parts.append(_Part(d.customer_id, plan, d.meter, (), amount, False, missing))
 
@@ -386,11 +383,8 @@ def _breakage_parts(window, start, end, currency, customers, conversion) -> None
             if span.start <= at < span.end:
                 plan = span.plan
         missing = frozenset()
-        if amount and conversion is not None:
-            converted = conversion.amount(currency, amount, at)
-            if converted is None:
-                missing = frozenset({conversion.missed(currency, at)})
-            amount = converted or ZERO
+        if conversion is not None:
+            amount, missing = conversion.at_moment(currency, amount, at)
         if amount or missing:
             window.parts.append(
                 _Part(customer_id, plan, "", (), amount, False, missing, booked_at=at)

@@ -24,7 +24,6 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
-from billing.core.errors import InvalidRequest
 from billing.journal.models import AccountKind, DocumentType, JournalEntry
 from billing.journal.writer import Document, Leg, journal_write, month_start, next_month
 from billing.revenue.earned import earned_window
@@ -32,16 +31,12 @@ from customers.billing_entities import billed_by, billing_entity_zone, default_b
 from customers.models import BillingEntity, Customer
 
 ZERO = Decimal(0)
-UNITS = ("day", "month")
 
 
 def recognition_unit() -> str:
     """How finance recognizes: a document per customer and "day" or "month"
-    (settings.BILLING_RECOGNITION_PERIOD, "month" when not set)."""
-    unit = getattr(settings, "BILLING_RECOGNITION_PERIOD", "month") or "month"
-    if unit not in UNITS:
-        raise InvalidRequest(f"BILLING_RECOGNITION_PERIOD must be day or month, not {unit!r}")
-    return unit
+    (settings.BILLING_RECOGNITION_PERIOD, checked when the settings load)."""
+    return settings.BILLING_RECOGNITION_PERIOD
 
 
 def period_of(day: date, unit: str) -> tuple[date, date]:
@@ -118,7 +113,7 @@ def earned_in_advance(
     )
     found: dict[int, dict[tuple[str, str], Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for part in window.parts:
-        if part.in_advance and part.booked_at is not None:
+        if part.in_advance:
             found[part.customer_id][_account(part.plan, part.meter)] += part.amount
     return found
 
