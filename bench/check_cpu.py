@@ -68,10 +68,10 @@ REQUESTS = {
 # Django's handler, its middleware, URL resolution, signals.
 LAYERS = [
     (
-        "the fast answer (config.fast_answer): key, scopes, rate limit, response",
+        "the fast answer (billing.api.fast_answer): key, scopes, rate limit, response",
         [
-            ("config.fast_answer", "FastAnswerApi.dispatch"),
-            ("config.fast_answer", "FastAnswerApi.fast_response"),
+            ("billing.api.fast_answer", "FastAnswerApi.dispatch"),
+            ("billing.api.fast_answer", "FastAnswerApi.fast_response"),
         ],
     ),
     (
@@ -100,12 +100,12 @@ LAYERS = [
             ("billing.api.entitlements", "entitlements_answer"),
         ],
     ),
-    ("model instances from the rows (rawsql.instance)", [("billing.core.rawsql", "instance")]),
+    ("model instances from the rows (rawsql.instance)", [("common.rawsql", "instance")]),
     (
         "database client: statements sent and rows read (psycopg, Django's cursor)",
         [
-            ("billing.core.rawsql", "_fetched"),
-            ("billing.core.rawsql", "_fetched_together"),
+            ("common.rawsql", "_fetched"),
+            ("common.rawsql", "_fetched_together"),
             ("django.db.backends.utils", "CursorWrapper.execute"),
             ("psycopg", "Cursor.fetchone"),
             ("psycopg", "Cursor.fetchmany"),

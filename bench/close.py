@@ -131,9 +131,9 @@ def populate(
     month of usage for each. Returns the moment their periods close."""
     from django.core.management import call_command
 
-    from billing.core.periods import month_start
     from billing.subscriptions.lifecycle import subscription_create
     from billing.usage.ingestion import events_ingest
+    from common.periods import month_start
     from customers.models import Customer
     from invoices.models import Invoice
     from plans.models import Plan

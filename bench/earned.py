@@ -39,9 +39,9 @@ TARGET_SECONDS = 0.3  # earned revenue for the dashboard over 10,000 subscriptio
 def this_months_usage(count: int, per_customer: int, now: datetime) -> int:
     """Events of this month before `now` for each of the load's customers (its
     plan's meter, as the load sends them), ingested and folded; how many."""
-    from billing.core.periods import month_start
     from billing.usage.folding import usage_fold
     from billing.usage.ingestion import events_ingest
+    from common.periods import month_start
 
     start = month_start(now)
     span = (now - timedelta(minutes=5) - start).total_seconds()
@@ -104,10 +104,10 @@ def main():
     from django.core.management import call_command
 
     from billing.admin.margins_so_far import margin_tile
-    from billing.core.periods import month_start
     from billing.revenue import accruals
     from billing.revenue.earned import earned_window
     from billing.usage.metering import meter_cache
+    from common.periods import month_start
 
     call_command("migrate", verbosity=0)  # a database loaded before the accruals' table
     loaded_month(args.customers)

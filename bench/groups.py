@@ -67,8 +67,8 @@ def catalog() -> object:
     """The meter and the plan (see the module); returns the plan."""
     from django.core.management import call_command
 
-    from billing.rating.pricing import PER_UNIT, PricingSpec
-    from billing.rating.rate_cards import RateSpec
+    from plans.pricing import PER_UNIT, PricingSpec
+    from plans.rate_card_pricing import RateSpec
     from plans.services import meter_create, plan_create
     from plans.validation import ChargeSpec, VersionSpec
 

@@ -698,7 +698,7 @@ def main():
             )
 
         # Usage reads for a customer with args.big events in the current period.
-        from billing.core.periods import month_start
+        from common.periods import month_start
 
         whale = Customer.objects.create(external_id="whale", name="Whale", currency="USD")
         period_start = month_start(now)

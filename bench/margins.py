@@ -98,7 +98,7 @@ def cost_rates_create(start: datetime, change: datetime) -> int:
 
 def closed_month() -> tuple[datetime, datetime]:
     """The month the load closes: the one before the current UTC month."""
-    from billing.core.periods import month_start
+    from common.periods import month_start
 
     end = month_start(datetime.now(UTC))  # the first of this month
     return month_start(end, months=-1), end

@@ -42,7 +42,7 @@ CITIES = [("10115", "Berlin", "DE"), ("75001", "Paris", "FR"), ("94107", "San Fr
 
 def invoice_lines(n: int) -> list:
     """A team plan's month: base fee, seats, token and request usage, an overage."""
-    from billing.rating.lines import LineInput
+    from plans.rating import LineInput
 
     seats = 3 + n % 7
     tokens_in = Decimal(1_000_000 + 7_919 * n)

@@ -42,8 +42,8 @@ def card_rows(kind: str, rows: int = 151) -> tuple:
     `kind`: "per_unit" (a price a token), "graduated" (the input and output rows
     in two tiers, 0.000002 a token for the first 1,000,000 then half; so a check
     reads the row's usage so far) or "credits" (credits per 1,000 tokens)."""
-    from billing.rating.pricing import GRADUATED, PER_UNIT, PricingSpec, TierSpec
-    from billing.rating.rate_cards import RateSpec
+    from plans.pricing import GRADUATED, PER_UNIT, PricingSpec, TierSpec
+    from plans.rate_card_pricing import RateSpec
 
     def priced(micro: int, tiered: bool) -> dict:
         unit = Decimal(micro) / 1_000_000

@@ -5,7 +5,7 @@ revenue over thousands of subscriptions reads rows instead of rating each."""
 
 from django.db import models
 
-from billing.core.money import AMOUNT
+from common.money import AMOUNT
 
 
 class AccruedLine(models.Model):

@@ -11,12 +11,9 @@ class BillingConfig(AppConfig):
         # (that its usage can still be billed again) is registered with
         # invoices.reactions here.
         from billing.invoicing.progressive import threshold_void_check, threshold_void_lock
-        from config.task_metrics import task_metrics_connect
         from invoices.models import Invoice
         from invoices.reactions import VOID_CHECKS, VoidCheck
 
         VOID_CHECKS[Invoice.THRESHOLD] = VoidCheck(
             lock=threshold_void_lock, check=threshold_void_check
         )
-        # Celery's tasks counted in the metrics, once the settings have said where.
-        task_metrics_connect()

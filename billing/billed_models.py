@@ -4,7 +4,7 @@ and each threshold invoice (ThresholdBilling: progressive billing)."""
 
 from django.db import models
 
-from billing.core.money import AMOUNT
+from common.money import AMOUNT
 
 
 class BilledPeriod(models.Model):

@@ -25,14 +25,14 @@ from django.utils.translation import gettext
 
 from billing.admin.margins_so_far import margin_tile, may_view_margins, report_currency_choices
 from billing.admin.outbound_pause import outbound_pause_banner
-from billing.core.admin_forms import money_text
-from billing.core.money import is_known_currency, quantize_money
-from billing.core.periods import month_start, period_share
 from billing.invoicing.discounts import projected_discount
 from billing.models import Discount, Subscription, SubscriptionChange
 from billing.usage.metering import meter_cache
 from billing.usage.priced import usage_summary
 from billing.usage.statement import PeriodStatement, statement_of
+from common.admin_forms import money_text
+from common.money import is_known_currency, quantize_money
+from common.periods import month_start, period_share
 from customers.billing_entities import billing_entity_zone
 from invoices import selectors as invoice_selectors
 from invoices.models import Invoice

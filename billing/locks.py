@@ -39,7 +39,6 @@ from functools import lru_cache
 
 from django.db import connection
 
-from billing.core import rawsql
 from billing.models import (
     BilledPeriod,
     ChannelMessage,
@@ -48,12 +47,13 @@ from billing.models import (
     Subscription,
     WebhookDelivery,
 )
+from common import rawsql
 
 
 def subscription_lock(subscription_id: int) -> Subscription:
     """Lock one subscription (not the rows it joins) and return it fresh, with its
     customer, version and scheduled version (and their plans) loaded. Fixed SQL
-    (billing.core.rawsql): the close takes this lock once per period."""
+    (common.rawsql): the close takes this lock once per period."""
     found = subscriptions_lock([subscription_id])
     if not found:
         raise Subscription.DoesNotExist(f"no subscription {subscription_id}")

@@ -11,9 +11,9 @@ from django.db import models
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.customer_text import customer_zone, day_time
-from billing.core.periods import whole_period
-from config.history import audit_history
+from common.customer_text import customer_zone, day_time
+from common.history import audit_history
+from common.periods import whole_period
 from customers.models import Customer
 
 MONEY = {"max_digits": 28, "decimal_places": 10}
@@ -143,8 +143,8 @@ class Subscription(models.Model):
     ) -> tuple[datetime, datetime]:
         """The whole period that this subscription's period [start, end) is a part
         of, at a version of `interval`, for every proration in it (with
-        billing.core.periods.period_share). A calendar subscription's first period,
-        from its start, is part of the customer's month (billing.core.periods.
+        common.periods.period_share). A calendar subscription's first period,
+        from its start, is part of the customer's month (common.periods.
         whole_period); its fixed fees are billed for that share. Every other
         period is whole, and so are those of a subscription that began with a
         trial (periods are anchored at the trial's end, anchor_at): the close
@@ -291,7 +291,7 @@ class PlanMigrationItem(models.Model):
         max_length=16, choices=STATUSES, default=PENDING, verbose_name=_("status")
     )
     message = models.CharField(max_length=500, blank=True, default="", verbose_name=_("message"))
-    # The message in the admin's other languages (billing.core.stored_words); the
+    # The message in the admin's other languages (common.stored_words); the
     # API reads `message`, in English.
     message_words = models.JSONField(
         blank=True, default=dict, verbose_name=_("message in other languages")

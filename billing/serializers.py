@@ -1,13 +1,12 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.core.money import format_money, format_percentage
-from billing.core.vocabulary import CouponDuration
+from billing.coupon_rule import running_discount
 from billing.models import Discount, Subscription
-from billing.rating.discounts import running_discount
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, MAX_ID_LENGTH, MAX_NAME_LENGTH
-from config.api import AwareDateTimeField, DecimalString, NoUnknownKeys
-from config.schema import ErrorDetailSerializer
+from common.money import format_money, format_percentage
+from common.rest_api import AwareDateTimeField, DecimalString, ErrorDetailSerializer, NoUnknownKeys
+from common.vocabulary import CouponDuration
 from plans.serializers import OverridesSerializer
 
 

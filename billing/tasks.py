@@ -4,7 +4,6 @@ from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
 
-from billing.core.periods import parse_instant
 from billing.integrations import refused_records, replay
 from billing.invoicing import close, progressive
 from billing.margins import alerts as margin_alerts
@@ -14,7 +13,8 @@ from billing.revenue import accruals, recognition
 from billing.subscriptions import bulk_migration
 from billing.usage import alerts as usage_alerts
 from billing.usage import detaching, folding, partitions, rebuild
-from config.celery import time_limits
+from common.periods import parse_instant
+from common.task_sending import time_limits
 from customers.models import CustomerLimitChange
 
 

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.webhook_targets import WebhookTargetRefused, webhook_target_resolve
+from common.webhook_targets import WebhookTargetRefused, webhook_target_resolve
 
 
 def webhook_secret() -> str:

@@ -9,7 +9,7 @@ client is built once per pool here. A `redis.Redis` is safe to share between thr
 
 Django's `incr` asks whether the key exists, then increments it: two round trips
 on every API request. `count_hit` increments (by one, or by a lease of hits:
-config.throttling), and gives a new key its lifetime, in one script.
+common.throttling), and gives a new key its lifetime, in one script.
 """
 
 from django.core.cache.backends import redis as django_redis

@@ -14,7 +14,7 @@ import sys
 
 from django.core.servers import basehttp
 
-from billing.core import logs
+from common import logs
 from config.request_log import HEADER, SERVER_LOGS_REQUESTS
 
 # A chunk's size line or a trailer line longer than this is refused.

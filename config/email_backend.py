@@ -4,7 +4,7 @@ when not in DEBUG).
 Django's SMTP backend writes a non-ASCII local part as an RFC 2047 encoded word
 (`=?utf-8?b?57WM55CG?=@sakura.jp`), in the envelope and in the To header: a
 mailbox nobody has. An email to or from such an address (`経理@sakura.jp`,
-accepted by billing.core.email_addresses) is sent here with SMTPUTF8 (RFC 6531):
+accepted by common.email_addresses) is sent here with SMTPUTF8 (RFC 6531):
 the addresses as they are written, the domain IDNA-encoded, the headers in
 UTF-8. A server that does not offer SMTPUTF8 refuses it (SMTPNotSupportedError,
 an SMTPException: the invoice email is tried again, then recorded failed, with

@@ -153,7 +153,7 @@ def readiness() -> dict[str, str]:
     if failures:
         # One line a readiness check (Redis down fails the broker and the cache), the
         # errors as its arguments: a broker out of reach is written once a second
-        # (billing.core.logs.BrokerOutageFilter).
+        # (common.logs.BrokerOutageFilter).
         logger.warning(
             "readiness: " + "; ".join(["%s unavailable: %s: %s"] * len(failures)),
             *(part for failure in failures for part in failure),

@@ -5,7 +5,7 @@ after Celery sets them up (config.celery calls celery_handlers_adapted and the t
 hooks below).
 
 In both formats a broker out of reach is one line a second at most, without its
-traceback (billing.core.logs.BrokerOutageFilter on every handler). In JSON, besides
+traceback (common.logs.BrokerOutageFilter on every handler). In JSON, besides
 the records: Python's warnings, an uncaught exception (one record, its traceback a
 field), and what the process prints (a command's output, runserver's banner, the
 console email backend's emails) are JSON lines too, a write that ends a line being
@@ -25,7 +25,7 @@ import sys
 import threading
 from pathlib import Path
 
-from billing.core import logs
+from common import logs
 
 # Commands whose standard output is what they make (a file's contents, data a
 # script reads, SQL), left as it is in JSON: their messages on standard error and
@@ -70,13 +70,13 @@ def logging_settings(*, log_format: str, level: str) -> dict:
     config = {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"broker_outage": {"()": "billing.core.logs.BrokerOutageFilter"}},
+        "filters": {"broker_outage": {"()": "common.logs.BrokerOutageFilter"}},
         "handlers": {"console": handler},
         "root": {"handlers": ["console"], "level": level},
         "loggers": {name: dict(options) for name, options in QUIET_LOGGERS.items()},
     }
     if log_format == "json":
-        config["formatters"] = {"json": {"()": "billing.core.logs.JsonFormatter"}}
+        config["formatters"] = {"json": {"()": "common.logs.JsonFormatter"}}
         handler["formatter"] = "json"
         # The process's own standard error, also once sys.stderr writes records.
         handler["stream"] = "ext://sys.__stderr__"
@@ -134,7 +134,7 @@ def log_uncaught_exceptions() -> None:
 
 
 def capture_output(argv: list[str]) -> None:
-    """sys.stdout and sys.stderr as log records (billing.core.logs.LogStream), but
+    """sys.stdout and sys.stderr as log records (common.logs.LogStream), but
     for the commands that print data or talk to a person (DATA_COMMANDS,
     INTERACTIVE_COMMANDS): what is printed to standard output stays there, as JSON
     lines; the other handlers keep the streams they were given."""

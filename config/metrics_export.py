@@ -1,7 +1,7 @@
 """What `manage.py serve_metrics` answers Prometheus with, on a port of its own
 (docs/running.md: keep it private):
 
-- every process's counts (billing.core.metrics), added up from their files in
+- every process's counts (common.metrics), added up from their files in
   METRICS_DIR and its folders (prometheus-client's MultiProcessCollector): the web
   server's workers, Celery's, the beat, the folder, on this host, or in the
   containers sharing the metrics volume, a folder each (compose.yaml);

@@ -13,7 +13,7 @@
   absent, so a forged session cookie starts a new session instead of a failed
   lookup on every page.
 
-Text no column can store (billing.core.storable): a NUL, which PostgreSQL refuses,
+Text no column can store (common.storable): a NUL, which PostgreSQL refuses,
 or a lone UTF-16 surrogate, which is not UTF-8. Left to the views, each became a
 database error and a 500 on PostgreSQL. The API answers in its error envelope;
 the admin and the portal get Django's 400 and 404 pages.
@@ -26,8 +26,8 @@ from django.core.exceptions import TooManyFieldsSent
 from django.http import HttpResponse, JsonResponse
 from django.views import defaults
 
-from billing.core.storable import unstorable_text_reason
-from config.api import error_body, handler404
+from common.rest_api import error_body, handler404
+from common.storable import unstorable_text_reason
 
 # Where a body over the limit is answered 413 without being read. Elsewhere (the
 # admin's forms) Django refuses it itself when the form is read.

@@ -5,8 +5,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.customer_text import ADMIN_LANGUAGES as LANGUAGES
-from billing.core.customer_text import DEFAULT_LANGUAGE
+from common.customer_text import ADMIN_LANGUAGES as LANGUAGES
+from common.customer_text import DEFAULT_LANGUAGE
 
 
 class UserLanguage(models.Model):

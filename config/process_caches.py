@@ -4,7 +4,7 @@ them all: between tests, or after rows were changed behind the services' back.
 The first seven hold rows: the edge aggregates and the closed days' group sums
 are checked against the rollups on every use, the others may go stale, each
 within its own bound. The eighth holds the rate limit leases, a share of a shared
-counter (config.throttling), the ninth which statements a repeated read sends
+counter (common.throttling), the ninth which statements a repeated read sends
 ahead (never their rows). The rest hold what never changes while the process runs
 (column converters, the time zone list, Stripe clients per key, the PDF renderer)
 and are listed so that nothing is missed. Between tests the converters, the time
@@ -15,19 +15,19 @@ again: tests point them at fakes)."""
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from billing.core import rawsql
 from billing.integrations.ingest import preview_buffer
-from billing.rating.rate_cards import card_rows_clear
 from billing.usage.alerts import alert_check_throttle
 from billing.usage.closed_days import closed_days_cache
 from billing.usage.edge_cache import edge_cache
 from billing.usage.group_limits import group_value_cache
 from billing.usage.ingestion import customer_cache
 from billing.usage.metering import combination_values_clear, meter_cache
-from config.throttling import key_leases
+from common import rawsql
+from common.throttling import key_leases
 from customers.api_keys import api_key_cache_clear
 from invoices import pdf_renderer, stripe_client
 from plans import validation
+from plans.rate_card_pricing import card_rows_clear
 from plans.selectors import version_spec_cache_clear
 
 

@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
-from billing.core import metrics
+from common import metrics
 from config.db_routers import reading_from
 from config.recent_writes import (
     client_key,

@@ -6,7 +6,7 @@ proxy's, or a client's own, to find its call in our logs), else a new one (32 he
 digits); the answer carries it back in X-Request-ID, whatever answers (a view, the
 health checks, a refusal of the input). The customer is the one the URL names
 (/api/v1/customers/{external_id}/...). Both are on every record the request writes
-(billing.core.logs), the errors' included, and on the request (request_id,
+(common.logs), the errors' included, and on the request (request_id,
 log_customer) for the records Django writes about it once the middleware is done
 (django.request's "Not Found: ...").
 
@@ -25,7 +25,7 @@ from time import perf_counter
 
 from django.conf import settings
 
-from billing.core import logs
+from common import logs
 
 logger = logging.getLogger(__name__)
 

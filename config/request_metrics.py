@@ -1,4 +1,4 @@
-"""Every request counted and timed (billing.core.metrics.REQUESTS) by route,
+"""Every request counted and timed (common.metrics.REQUESTS) by route,
 method and status: the first middleware, so whatever answers (a view, the health
 checks, a middleware refusing the input) is counted, and the time is the whole
 chain's.
@@ -17,7 +17,7 @@ from time import perf_counter
 
 from django.urls import Resolver404, get_resolver
 
-from billing.core.metrics import REQUESTS
+from common.metrics import REQUESTS
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"

@@ -16,8 +16,8 @@ Which statuses an operation can answer follows from what the server does:
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import serializers
 
+from common.rest_api import ErrorSerializer
 from customers.auth import accepted_scopes
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -46,25 +46,6 @@ RETRY_AFTER = {
         "description": "Seconds to wait before the next request.",
     }
 }
-
-
-class ErrorDetailSerializer(serializers.Serializer):
-    type = serializers.CharField(
-        help_text="invalid_request | authentication_failed | permission_denied | not_found | "
-        "conflict | payload_too_large | rate_limited | service_unavailable | server_error"
-    )
-    message = serializers.CharField(help_text="What went wrong, for a person to read.")
-    fields = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        required=False,
-        help_text="The input fields (dotted paths) at fault, each with its messages.",
-    )
-
-
-class ErrorSerializer(serializers.Serializer):
-    """The envelope of every refusal: `{"error": {"type", "message", "fields"?}}`."""
-
-    error = ErrorDetailSerializer()
 
 
 class BillingAutoSchema(AutoSchema):

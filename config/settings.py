@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from billing.core.logs import log_format_from
+from common.logs import log_format_from
 from config.environment import (
     env_bool,
     env_count_or_off,
@@ -160,7 +160,7 @@ if DATABASE_URL:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's backend with a check that sends nothing, and prepared statements for
         # the written-out SQL of the hot paths and the close (config.postgresql,
-        # billing.core.rawsql), each prepared once it ran 5 times on a connection.
+        # common.rawsql), each prepared once it ran 5 times on a connection.
         # Behind a pooler in transaction mode that does not keep prepared statements
         # (PgBouncer before 1.21), set this off.
         DATABASES["default"]["ENGINE"] = "config.postgresql"
@@ -171,7 +171,7 @@ if DATABASE_URL:
         # (auto), PostgreSQL kept planning the usage reads on every run (0.85 ms,
         # ten times their execution) because its generic estimate of the events not
         # folded yet is a third of the table. It applies to the statements bound on
-        # the server: the written-out SQL of billing.core.rawsql (each bounded by a
+        # the server: the written-out SQL of common.rawsql (each bounded by a
         # customer's or a row's keys) and ingestion's statements, whose plans do not
         # depend on their parameters (one JSON document each); not to the ORM's.
         DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
@@ -260,7 +260,7 @@ AXES_LOCKOUT_PARAMETERS = [
 AXES_RESET_ON_SUCCESS = True
 # No banner on every manage.py command; lockouts are still logged.
 AXES_VERBOSE = False
-AXES_CLIENT_IP_CALLABLE = "config.throttling.client_address"
+AXES_CLIENT_IP_CALLABLE = "common.throttling.client_address"
 AXES_LOCKOUT_CALLABLE = "config.lockout.admin_lockout_response"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -293,17 +293,17 @@ STORAGES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["customers.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["customers.auth.HasScope"],
-    "DEFAULT_PARSER_CLASSES": ["config.api.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["common.rest_api.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "config.api.ContentNegotiation",
-    "DEFAULT_PAGINATION_CLASS": "config.api.CursorPagination",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "common.rest_api.ContentNegotiation",
+    "DEFAULT_PAGINATION_CLASS": "common.rest_api.CursorPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "EXCEPTION_HANDLER": "common.rest_api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "config.schema.BillingAutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": None,
     # Requests per API key (API_THROTTLE_RATE); customers.auth limits wrong keys.
-    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["common.throttling.ApiKeyRateThrottle"],
 }
 
 SPECTACULAR_SETTINGS = {
@@ -327,7 +327,7 @@ SPECTACULAR_SETTINGS = {
         "SubscriptionStatusEnum": "billing.models.Subscription.STATUSES",
         "InvoiceReasonEnum": "invoices.models.Invoice.REASONS",
         "CreditNoteReasonEnum": "invoices.models.CreditNote.REASONS",
-        "FeatureKindEnum": "billing.core.vocabulary.FeatureKind",
+        "FeatureKindEnum": "common.vocabulary.FeatureKind",
         "CommitBillingEnum": "wallets.commit_models.Commit.BILLINGS",
         "CommitAccessEnum": "wallets.commit_models.Commit.ACCESSES",
         "CommitStatusEnum": "wallets.commit_models.Commit.STATUSES",
@@ -377,7 +377,7 @@ if not CELERY_BROKER_URL:
     }
 # RabbitMQ (docs/running.md, "RabbitMQ"): the queues (default, urgent, bulk) quorum
 # queues, replicated and kept across a restart; their exchanges topic ones, so that a
-# countdown (seconds: config.celery.COUNTDOWN_LIMIT_SECONDS) waits in RabbitMQ's delay
+# countdown (seconds: common.task_sending.COUNTDOWN_LIMIT_SECONDS) waits in RabbitMQ's delay
 # queues (Celery's native delayed delivery), not unacknowledged in a worker, which
 # quorum queues could not prefetch past (no global QoS; the worker detects them); and
 # publisher confirms, so that a task is sent once RabbitMQ has it, not once written.
@@ -400,7 +400,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 BILLING_TASK_LIMITS = env_task_limits(pdf=(180, 210), beat=(900, 960), bulk=(1800, 1860))
 CELERY_TASK_SOFT_TIME_LIMIT, CELERY_TASK_TIME_LIMIT = BILLING_TASK_LIMITS["default"]
 
-# Metrics (billing.core.metrics): every process of the host (the web server's workers,
+# Metrics (common.metrics): every process of the host (the web server's workers,
 # Celery's, the beat, the folder) counts in files of its own in this directory, and
 # `manage.py serve_metrics` adds them up for Prometheus (prometheus-client's multiprocess
 # mode, chosen by this variable before the first metric is made: set here, as the
@@ -411,7 +411,7 @@ METRICS_DIR = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or VAR_DIR / "metr
 METRICS_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 
-# Cache: the API's rate limits (config.throttling). Redis at CACHE_URL, or on the
+# Cache: the API's rate limits (common.throttling). Redis at CACHE_URL, or on the
 # broker's Redis when that is Redis, so that all processes share one count; otherwise
 # each process counts on its own (local memory).
 CACHE_URL = os.environ.get("CACHE_URL", "")

@@ -5,9 +5,9 @@ outage page and the admin user's language.
 
 The API authenticates each request by its API key (customers.auth), keeps no
 session and shows no messages; an audit row written by an API request has no
-user either way (config.history: only a logged-in admin user is recorded, and
+user either way (common.history: only a logged-in admin user is recorded, and
 /api/v1/ requests have none); and a DRF view that lost the database answers in
-the API's error envelope (config.api), never the outage page. As five entries,
+the API's error envelope (common.rest_api), never the outage page. As five entries,
 each skipping /api/v1/ on its own, they still cost the API a layer each: a
 wrapper and a call (bench/check_cpu.py --instructions, bench/RESULTS.md). As one,
 the API pays one.
@@ -41,7 +41,7 @@ SITE_ONLY = [
     # Audit history: who made each change through the admin.
     "simple_history.middleware.HistoryRequestMiddleware",
     # A view outside DRF that lost the database (restart, failover): 503, Retry-After.
-    "config.outage.DatabaseUnavailableMiddleware",
+    "common.outage.DatabaseUnavailableMiddleware",
     # The admin user's own language (config.user_language), inside the outage page's
     # middleware: a database lost while reading it still answers the outage page.
     "config.user_language.UserLanguageMiddleware",

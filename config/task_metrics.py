@@ -1,4 +1,4 @@
-"""Celery tasks counted in the metrics (billing.core.metrics.TASKS) by task and
+"""Celery tasks counted in the metrics (common.metrics.TASKS) by task and
 outcome, from Celery's own signals, which the worker sends for every task of
 every app: instrumentation, not domain logic (no rule of the project hangs on
 them). Connected once, by billing's AppConfig.ready, after the settings have
@@ -6,7 +6,7 @@ chosen where the counts go (prometheus-client must not load before them)."""
 
 from celery import signals
 
-from billing.core.metrics import TASKS
+from common.metrics import TASKS
 
 
 def _counted(outcome: str):

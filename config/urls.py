@@ -217,5 +217,5 @@ urlpatterns = [
 ]
 
 
-handler404 = "config.api.handler404"
-handler500 = "config.api.handler500"
+handler404 = "common.rest_api.handler404"
+handler500 = "common.rest_api.handler500"

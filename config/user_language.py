@@ -5,7 +5,7 @@ that user's requests by UserLanguageMiddleware (config.site_middleware.SITE_ONLY
 never for the API). A visitor (the login page, the lockout page after too many
 failed logins) reads it in the browser's language when it is one of the three.
 The language sets Django's own words and ours (locale/), the dates, and how
-amounts are typed and shown (billing.core.typed_numbers)."""
+amounts are typed and shown (common.typed_numbers)."""
 
 import functools
 
@@ -17,11 +17,11 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from billing.core.customer_text import ADMIN_LANGUAGES as LANGUAGES
-from billing.core.customer_text import DEFAULT_LANGUAGE
-from billing.core.customer_text import language as supported_language
+from common.customer_text import ADMIN_LANGUAGES as LANGUAGES
+from common.customer_text import DEFAULT_LANGUAGE
+from common.customer_text import language as supported_language
+from common.outage import database_unavailable
 from config.models import UserLanguage
-from config.outage import database_unavailable
 
 
 def user_language(user) -> str | None:
@@ -76,7 +76,7 @@ class UserLanguageMiddleware:
             if not database_unavailable(error):
                 raise
             # The default language: the view's own query meets the outage, and
-            # config.outage's exception hook answers its page.
+            # common.outage's exception hook answers its page.
             language = None
         if language is None:
             language = visitor_language(request)

@@ -5,7 +5,7 @@ customers.models imports this module."""
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from config.history import audit_history
+from common.history import audit_history
 
 
 class ApiKey(models.Model):

@@ -10,7 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import CursorPagination, request_data
+from common.rest_api import CursorPagination, request_data
 from customers import services
 from customers.billing_entities import billing_entity_create
 from customers.models import ApiKey, BillingEntity, Customer, PortalLink

@@ -7,7 +7,7 @@ import time
 
 from django.utils import timezone
 
-from billing.core.errors import InvalidRequest
+from common.errors import InvalidRequest
 from customers.models import ApiKey
 
 SECRET_PREFIX = "sk_"

@@ -4,7 +4,7 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
-from config.throttling import client_address, window_count, window_hit
+from common.throttling import client_address, window_count, window_hit
 from customers.api_keys import api_key_for_secret
 from customers.models import ApiKey
 

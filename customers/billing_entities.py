@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
-from billing.core.errors import Conflict, InvalidRequest
+from common.errors import Conflict, InvalidRequest
 from customers.models import BillingEntity, Customer
 from plans.field_checks import FieldErrors
 from plans.taxes import is_eu_cross_border_business

@@ -1,10 +1,10 @@
 """A customer's e-invoice details (EN 16931): which it holds, the formats it may
 choose, and what is wrong with them; the rules on each identifier are
-billing.core.e_invoice_codes'."""
+common.e_invoice_codes'."""
 
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.e_invoice_codes import (
+from common.e_invoice_codes import (
     iban_errors,
     leitweg_id_errors,
     payment_card_digits_errors,

@@ -24,10 +24,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text
-from billing.core.email_addresses import validate_email_address
-from billing.core.errors import InvalidRequest
-from billing.core.money import (
+from common import customer_text
+from common.email_addresses import validate_email_address
+from common.errors import InvalidRequest
+from common.money import (
     DecimalRefused,
     currency_exponent,
     decimal_input,
@@ -35,8 +35,8 @@ from billing.core.money import (
     format_money,
     has_minor_unit_precision,
 )
-from billing.core.webhook_targets import WebhookTargetRefused, webhook_target_resolve
-from config.celery import enqueue_on_commit
+from common.task_sending import enqueue_on_commit
+from common.webhook_targets import WebhookTargetRefused, webhook_target_resolve
 from customers.locks import customer_lock
 from customers.models import Customer, CustomerLimitChange
 from plans.models import Meter

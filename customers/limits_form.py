@@ -18,10 +18,10 @@ from django.forms import formset_factory
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing.core import customer_text
-from billing.core.errors import InvalidRequest
-from billing.core.money import DecimalRefused
-from billing.core.typed_numbers import convention, typed_number_read
+from common import customer_text
+from common.errors import InvalidRequest
+from common.money import DecimalRefused
+from common.typed_numbers import convention, typed_number_read
 from customers import limits as customer_limits
 
 AMOUNT = "amount"
@@ -31,7 +31,7 @@ EMPTY_ROWS = 2
 # A threshold list is split at semicolons and spaces, and at commas where the
 # language does not write its decimals with one ("50, 80"; French "12,5 ; 50").
 _SPACES_AND_SEMICOLONS = r"[;\s]+"
-# The outbound guard's fixed refusals (billing.core.webhook_targets), as the
+# The outbound guard's fixed refusals (common.webhook_targets), as the
 # customer reads them.
 WEBHOOK_WORDS = {
     "must be an https:// URL": gettext_lazy("must be an https:// address"),

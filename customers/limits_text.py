@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext as _
 
-from billing.core.customer_text import CustomerText
+from common.customer_text import CustomerText
 from customers import limits as customer_limits
 
 

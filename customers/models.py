@@ -7,18 +7,18 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.countries import is_country_code
-from billing.core.customer_text import LANGUAGES
-from billing.core.e_invoice_codes import (
+from common.countries import is_country_code
+from common.customer_text import LANGUAGES
+from common.e_invoice_codes import (
     bic_errors,
     iban_errors,
     peppol_id_errors,
     text_part_errors,
     vat_id_errors,
 )
-from billing.core.email_addresses import validate_email_address
-from billing.core.money import is_known_currency
-from config.history import audit_history
+from common.email_addresses import validate_email_address
+from common.history import audit_history
+from common.money import is_known_currency
 from customers.e_invoice_details import (
     E_INVOICE_CHECKED,
     E_INVOICE_DETAILS,
@@ -82,7 +82,7 @@ LOCALES = list(LANGUAGES.items())
 def invoice_emails_errors(value: object) -> list[str]:
     """What is wrong with the addresses invoices are emailed to: a list of at most
     MAX_INVOICE_EMAILS distinct email addresses (internationalized ones too:
-    billing.core.email_addresses)."""
+    common.email_addresses)."""
     if not isinstance(value, list):
         return ["must be a list of email addresses"]
     if len(value) > MAX_INVOICE_EMAILS:
@@ -430,7 +430,7 @@ STANDINGS = [
 
 class EmailAddressField(models.EmailField):
     """A customer's email address, internationalized ones too (`経理@sakura.jp`:
-    billing.core.email_addresses), which Django's EmailField refuses."""
+    common.email_addresses), which Django's EmailField refuses."""
 
     default_validators = [validate_email_address]
 

@@ -6,12 +6,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from billing.core.customer_text import customer_zone
 from billing.invoicing.discounts import usage_discounted
 from billing.usage.breakdowns import ADDITIVE, OTHER_KEY, meter_breakdown, usage_groups
 from billing.usage.metering import meter_cache
 from billing.usage.reads import subscription_live, usage_quantities
 from billing.usage.summary import PeriodUsage, period_usage
+from common.customer_text import customer_zone
 from customers.portal_links import (  # noqa: F401 (the names callers import from here)
     SALT,
     PortalSession,

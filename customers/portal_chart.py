@@ -1,11 +1,11 @@
 """The portal's daily usage chart as the page draws it (an inline SVG): a bar per
 day, stacked by group for a grouping meter, on a value axis labelled at 0 and at
 the peak, each bar titled with its day and quantity. Every label is written by
-the customer's writer (billing.core.customer_text) in the page's language."""
+the customer's writer (common.customer_text) in the page's language."""
 
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text
+from common import customer_text
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 120

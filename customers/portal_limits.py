@@ -12,10 +12,10 @@ from decimal import ROUND_DOWN, Decimal
 
 from django.utils.translation import gettext as _
 
-from billing.core.customer_text import CustomerText
 from billing.models import Alert
 from billing.usage.customer_limits import BUDGET, limits_spent
 from billing.usage.reads import subscription_live
+from common.customer_text import CustomerText
 from customers.limits import limits_history, limits_stored
 from customers.limits_form import LimitsForms, MeterChoice
 from customers.limits_text import action_words, cap_name, change_words, channel_text, percents

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from billing.core.errors import InvalidRequest
+from common.errors import InvalidRequest
 from customers.models import Customer, PortalLink
 
 SALT = "customers.portal"

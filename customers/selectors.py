@@ -1,6 +1,6 @@
 """Reads of customers the API's customer-scoped endpoints share."""
 
-from billing.core.errors import CustomerNotFound
+from common.errors import CustomerNotFound
 from customers.models import Customer, VatCheck
 
 

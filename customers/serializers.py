@@ -4,10 +4,10 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.core.e_invoice_codes import vat_id_errors
-from billing.core.email_addresses import validate_email_address
-from billing.core.money import format_decimal, format_money
-from config.api import DecimalString, MoneyString
+from common.e_invoice_codes import vat_id_errors
+from common.email_addresses import validate_email_address
+from common.money import format_decimal, format_money
+from common.rest_api import DecimalString, MoneyString
 from customers.models import (
     CUSTOMER_DETAILS,
     E_INVOICE_FORMATS,
@@ -34,7 +34,7 @@ def payment_terms_field(**default) -> serializers.IntegerField:
 @extend_schema_field({"type": "string", "format": "email"})
 class EmailAddressField(serializers.CharField):
     """An email address, internationalized ones too (`経理@sakura.jp`:
-    billing.core.email_addresses), which DRF's EmailField refuses."""
+    common.email_addresses), which DRF's EmailField refuses."""
 
     def __init__(self, **kwargs):
         super().__init__(max_length=254, required=False, allow_blank=True, **kwargs)

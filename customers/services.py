@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
-from billing.core.errors import Conflict, InvalidRequest
+from common.errors import Conflict, InvalidRequest
 from customers.billing_entities import billing_entity_by_code, default_billing_entity
 from customers.e_invoice_details import E_INVOICE_CHECKED, seller_payment_means
 from customers.locks import customer_lock

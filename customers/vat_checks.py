@@ -16,8 +16,8 @@ from typing import ClassVar, Protocol
 
 from django.conf import settings
 
-from billing.core.e_invoice_codes import EU_VAT_PREFIXES, vat_id_compact, vat_id_errors
-from billing.core.errors import Conflict, InvalidRequest
+from common.e_invoice_codes import EU_VAT_PREFIXES, vat_id_compact, vat_id_errors
+from common.errors import Conflict, InvalidRequest
 from customers.billing_entities import customer_billing_entity
 from customers.models import BillingEntity, Customer, VatCheck
 

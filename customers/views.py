@@ -13,12 +13,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_GET
 
-from billing.core import customer_text
-from billing.core.customer_text import LANGUAGES, CustomerText
-from billing.core.errors import InvalidRequest
-from billing.rating.discounts import running_discount
+from billing.coupon_rule import running_discount
 from billing.usage.alerts import alert_thresholds
 from billing.usage.customer_limits import limits_save
+from common import customer_text
+from common.customer_text import LANGUAGES, CustomerText
+from common.errors import InvalidRequest
 from customers import models as standings
 from customers.limits import limits_stored
 from customers.limits_form import LimitsForms

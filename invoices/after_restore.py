@@ -2,7 +2,7 @@
 a backup, with the documents folder (MEDIA_ROOT) restored beside it, before the
 services start. A backup is a snapshot: what happened after it is lost from the
 database, but not from the customers' hands nor from the documents folder, whose
-outbound record (billing.core.outbound_record) says what left. The step makes
+outbound record (common.outbound_record) says what left. The step makes
 the restored database agree with that:
 
 - numbers: each document sequence is moved past the highest number a customer may
@@ -45,9 +45,9 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models.functions import Length
 
-from billing.core import outbound_record
 from billing.models import Alert
 from billing.notifications.outbound_pause import outbound_pause_set
+from common import outbound_record
 from invoices.models import DocumentEmail, InvoiceSequence
 from invoices.rendering import DOCUMENTS, pdf_file_store, pdf_storage_name
 from invoices.sequences import number_of, number_parts

@@ -14,10 +14,9 @@ from rest_framework import negotiation, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.core.errors import InvalidRequest
 from billing.invoicing.refused_drafts import invoice_discard
-from config.api import AwareDateTimeField, CursorPagination, request_data
-from config.schema import ErrorSerializer
+from common.errors import InvalidRequest
+from common.rest_api import AwareDateTimeField, CursorPagination, ErrorSerializer, request_data
 from invoices import (
     credit_notes,
     payments_received,

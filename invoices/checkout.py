@@ -8,8 +8,8 @@ from decimal import Decimal
 import stripe
 from django.db import transaction
 
-from billing.core.errors import Conflict
-from billing.core.money import to_minor_units
+from common.errors import Conflict
+from common.money import to_minor_units
 from customers.models import Customer
 
 # invoices.services imports this module too (an invoice finalized is collected

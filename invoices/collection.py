@@ -11,7 +11,7 @@ STRIPE_API_KEY is set; without it payments are recorded by hand
   not tried again). When they are spent the invoice is uncollectible, the
   purchase failed. A retry is the row's next_attempt_at, which the beat's sweep
   (tasks.collect_due_payments, every minute) sends when due: never a task
-  waiting in the broker for an hour or a day (config.celery.COUNTDOWN_LIMIT_SECONDS).
+  waiting in the broker for an hour or a day (common.task_sending.COUNTDOWN_LIMIT_SECONDS).
 - A payment that succeeds pays its invoice (invoices.settlement) or grants its
   purchase (invoices.reactions.purchase_paid).
 
@@ -29,13 +29,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from billing.core.errors import Conflict
-from billing.core.money import format_decimal, format_money, to_minor_units
-from billing.core.periods import iso
 from billing.models import PURCHASE_PAID
 from billing.notifications import alerts, webhooks
 from billing.notifications.outbound_pause import outbound_paused
-from config.celery import enqueue_on_commit
+from common.errors import Conflict
+from common.money import format_decimal, format_money, to_minor_units
+from common.periods import iso
+from common.task_sending import enqueue_on_commit
 
 # invoices.services imports this module too (an invoice finalized is collected
 # here, an invoice paid here is recorded there); each uses the other's functions

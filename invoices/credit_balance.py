@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
-from billing.core import rawsql
+from common import rawsql
 from customers.locks import customer_lock
 from invoices.models import CreditBalanceEntry, CreditNote, Invoice
 

@@ -24,8 +24,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 
-from billing.core.errors import InvalidRequest
-from billing.core.money import has_minor_unit_precision, quantize_money
+from common.errors import InvalidRequest
+from common.money import has_minor_unit_precision, quantize_money
 from customers.locks import customer_lock
 from invoices import collection, emails, refunds
 from invoices.credit_balance import credit_balance_add

@@ -7,8 +7,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.core.periods import iso
-from config.api import AwareDateTimeField, CursorPagination, StrictCharField, request_data
+from common.periods import iso
+from common.rest_api import AwareDateTimeField, CursorPagination, StrictCharField, request_data
 from customers.selectors import customer_get
 from invoices.dunning_models import MAX_STEPS, DunningPolicy, DunningStep
 from invoices.dunning_policies import (

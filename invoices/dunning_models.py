@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from config.history import audit_history
+from common.history import audit_history
 
 # How far from the due date a step may be, in days.
 MIN_DAYS_AFTER_DUE = -90

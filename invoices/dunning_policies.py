@@ -10,7 +10,7 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 
-from billing.core.errors import Conflict, InvalidRequest, NotFound
+from common.errors import Conflict, InvalidRequest, NotFound
 from customers.locks import customer_lock
 from customers.models import Customer
 from invoices.dunning_models import (

@@ -12,7 +12,7 @@ from datetime import datetime
 from django.http import HttpResponse
 from django.utils.http import content_disposition_header
 
-from billing.core.errors import Conflict, NotFound
+from common.errors import Conflict, NotFound
 from customers.e_invoice_details import FACTURX
 from invoices import rendering
 from invoices.models import CreditNote, Invoice

@@ -32,10 +32,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from billing.core import outbound_record
-from billing.core.metrics import EMAIL_FAILED, EMAIL_RETRYING, EMAIL_SENT
 from billing.notifications.outbound_pause import outbound_paused
-from config.celery import enqueue_on_commit
+from common import outbound_record
+from common.metrics import EMAIL_FAILED, EMAIL_RETRYING, EMAIL_SENT
+from common.task_sending import enqueue_on_commit
 from customers.billing_entities import seller_from_email
 from customers.portal_links import portal_email_url
 from invoices import render_claims, rendering
@@ -267,7 +267,7 @@ def _claim(email_id: int, now: datetime) -> DocumentEmail | None:
 
 def _record(claimed: DocumentEmail, outcome, **fields) -> DocumentEmail:
     """Record an attempt's outcome, and count it in the metrics (`outcome`, one of
-    billing.core.metrics' EMAIL_*), unless the attempt was taken over meanwhile (its
+    common.metrics' EMAIL_*), unless the attempt was taken over meanwhile (its
     lease ran out and another worker claimed it: that one records and counts)."""
     recorded = DocumentEmail.objects.filter(
         pk=claimed.pk, status=DocumentEmail.PENDING, attempts=claimed.attempts

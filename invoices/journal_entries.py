@@ -9,10 +9,10 @@ from decimal import Decimal
 
 from django.db.models import Prefetch
 
-from billing.core.vocabulary import LineKind
 from billing.journal.deferral import billed_in_advance, deferred_at_issue
 from billing.journal.models import AccountKind, DocumentType
 from billing.journal.writer import Document, Leg, journal_write
+from common.vocabulary import LineKind
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.sellers import invoice_billing_entity
 from plans.taxes import tax_lines_read

@@ -10,11 +10,11 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.customer_text import CustomerText, money_text, percent
-from billing.core.groups import OTHER_VALUE, TOP_GROUPS, top_and_rest
-from billing.core.money import AMOUNT
-from billing.core.periods import lines_span
-from billing.core.vocabulary import LineKind
+from common.customer_text import CustomerText, money_text, percent
+from common.groups import OTHER_VALUE, TOP_GROUPS, top_and_rest
+from common.money import AMOUNT
+from common.periods import lines_span
+from common.vocabulary import LineKind
 from plans.models import Meter
 
 
@@ -324,7 +324,7 @@ class InvoiceLine(models.Model):
     # currency's minor unit): the discount shared among the lines it was taken from
     # (all but the discount lines and the lines taking off a threshold invoice) in
     # proportion to their amounts, the shares adding up to the discount exactly
-    # (billing.core.money.split_money). Written with the discount line; 0 for a
+    # (common.money.split_money). Written with the discount line; 0 for a
     # line of an invoice without a discount and for the lines it was not taken
     # from. Earned revenue reads the line net of it.
     discount_share = models.DecimalField(
@@ -368,7 +368,7 @@ class InvoiceLine(models.Model):
     @property
     def breakdown_rows(self) -> list[tuple[str | None, bool, Decimal]]:
         """The breakdown as shown: (value, whether it is the rest, quantity) of the
-        largest groups then the rest (billing.core.groups.top_and_rest), so that a
+        largest groups then the rest (common.groups.top_and_rest), so that a
         breakdown stored whole, before that rule, prints a bounded table too: its rest
         summed only for a meter whose groups add up (a count or a sum), as the close
         would have stored it."""

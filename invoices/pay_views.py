@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from billing.core.errors import Conflict
+from common.errors import Conflict
 from invoices import stripe_client
 from invoices.checkout import invoice_checkout_open
 from invoices.collection import PaymentFailed

@@ -8,7 +8,7 @@ from django.db import models
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.money import AMOUNT, format_money
+from common.money import AMOUNT, format_money
 
 
 class Purchase(models.Model):

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from billing.core.errors import Conflict, InvalidRequest
+from common.errors import Conflict, InvalidRequest
 from invoices import collection
 from invoices.models import Invoice, ReceivedPayment
 from invoices.settlement import Receipt, payment_receive

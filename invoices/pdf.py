@@ -2,7 +2,7 @@
 credit_note.html (both extend document.html), laid out by WeasyPrint, in the
 customer's language (its snapshot's "locale": en, fr or de, through Django's
 translation catalogs under locale/) with numbers and dates written the way that
-language writes them (billing.core.customer_text, through Invoice.text).
+language writes them (common.customer_text, through Invoice.text).
 
 Names, addresses and descriptions print in any script the installed fonts have
 (invoice.css names the Noto families); right-to-left and CJK text is marked with
@@ -26,8 +26,8 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
-from billing.core.customer_text import CustomerText
-from billing.core.vocabulary import LineKind
+from common.customer_text import CustomerText
+from common.vocabulary import LineKind
 from invoices.e_invoices.facturx_pdf import (
     PDF_VARIANT,
     PdfMetadata,
@@ -238,7 +238,7 @@ def under_charges(lines: list[InvoiceLine], written: list[PdfLine]) -> list[PdfL
     """`written` (the PdfLines of `lines`) with each rate card's lines grouped
     under their charge: its first line headed by the charge ('LLM tokens'), each
     naming its row ('gpt-4o · input'), as the lines' descriptions say them
-    ('{meter} · {group}', billing.rating.lines.rate_description)."""
+    ('{meter} · {group}', plans.rating.rate_description)."""
     out, headed = [], set()
     for line, pdf_line in zip(lines, written, strict=True):
         if line.group is None or " · " not in line.description:

@@ -8,7 +8,7 @@ from datetime import UTC
 
 from django.utils.translation import gettext as _
 
-from billing.core.customer_text import CustomerText
+from common.customer_text import CustomerText
 from invoices.models import Invoice
 from invoices.sellers import seller_logo
 

@@ -19,9 +19,9 @@ import stripe
 from django.db import transaction
 from django.db.models import Q, Sum
 
-from billing.core.errors import InvalidRequest
-from billing.core.money import quantize_money, to_minor_units
-from config.celery import enqueue_on_commit
+from common.errors import InvalidRequest
+from common.money import quantize_money, to_minor_units
+from common.task_sending import enqueue_on_commit
 from invoices import stripe_client
 from invoices.credit_balance import credit_balance_add
 from invoices.journal_entries import journal_refund

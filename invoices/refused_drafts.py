@@ -16,7 +16,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from billing.core.errors import Conflict
+from common.errors import Conflict
 from invoices.locks import invoice_lock
 from invoices.models import Invoice
 from invoices.services import customer_snapshot, invoice_finalize, tax_lines_write

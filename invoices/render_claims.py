@@ -20,7 +20,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 
-from billing.core.errors import BillingError
+from common.errors import BillingError
 from invoices.locks import pdf_render_lock
 from invoices.models import CreditNote, Invoice, PdfRender
 

@@ -22,9 +22,9 @@ from django.db import models, transaction
 from django.http import HttpResponse
 from django.utils.http import content_disposition_header
 
-from billing.core import outbound_record
-from billing.core.errors import Conflict
-from config.celery import enqueue_on_commit
+from common import outbound_record
+from common.errors import Conflict
+from common.task_sending import enqueue_on_commit
 from invoices import render_claims
 from invoices.locks import credit_note_lock, invoice_lock
 from invoices.models import CreditNote, Invoice
@@ -202,7 +202,7 @@ def _render_claimed(*, document, kind: _Document, now: datetime, force: bool, cl
         document.pdf_rendered_at = _rendered_at(document, now)
         document.save(update_fields=["pdf_file", "pdf_sha256", "pdf_rendered_at"])
         # Stored, so its number may reach the customer: said outside the database
-        # before the row commits (billing.core.outbound_record).
+        # before the row commits (common.outbound_record).
         document_record_stored(document=document, now=now)
     if previous[1] and previous != (name, sha256):
         # The earlier file is kept: it may be what the customer was sent.

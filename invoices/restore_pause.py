@@ -19,11 +19,11 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Q
 
-from billing.core import customer_text
 from billing.models import ChannelMessage, WebhookDelivery
 from billing.notifications import alerts, channels, webhooks
 from billing.notifications.outbound_pause import outbound_pause_get, outbound_pause_lift
-from config.celery import enqueue_on_commit
+from common import customer_text
+from common.task_sending import enqueue_on_commit
 from customers.models import Customer
 from invoices import collection
 from invoices.e_invoices import access_points

@@ -7,7 +7,7 @@ its customer's entity as it is now."""
 from django.core.files.storage import default_storage
 from django.db.models import Q
 
-from billing.core.errors import Conflict
+from common.errors import Conflict
 from customers.billing_entities import customer_billing_entity
 from customers.models import BillingEntity
 from plans.taxes import is_eu_cross_border_business

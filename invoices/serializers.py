@@ -3,10 +3,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.urls import reverse
 from rest_framework import serializers
 
-from billing.core.money import format_decimal, format_money, format_percentage
-from billing.core.periods import iso
-from billing.core.vocabulary import LineKind
-from config.api import AwareDateTimeField, DecimalString, NoUnknownKeys
+from common.money import format_decimal, format_money, format_percentage
+from common.periods import iso
+from common.rest_api import AwareDateTimeField, DecimalString, NoUnknownKeys
+from common.vocabulary import LineKind
 from customers.e_invoice_details import E_INVOICE_FORMATS
 from invoices.models import CreditNote, Invoice, ReceivedPayment
 from plans.taxes import tax_lines_read

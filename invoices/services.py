@@ -15,12 +15,11 @@ from django.db import OperationalError, transaction
 from django.db.models import prefetch_related_objects
 from django.utils.translation import gettext as _
 
-from billing.core import aborts, rawsql
-from billing.core.errors import Conflict
-from billing.core.metrics import INVOICES_FINALIZED
-from billing.core.periods import lines_span
 from billing.journal.writer import journal_batch
-from billing.rating.lines import breakdown_as_stored
+from common import aborts, rawsql
+from common.errors import Conflict
+from common.metrics import INVOICES_FINALIZED
+from common.periods import lines_span
 from customers.billing_entities import customer_billing_entity, default_billing_entity
 from customers.e_invoice_details import E_INVOICE_DETAILS
 from customers.locks import customers_lock
@@ -50,6 +49,7 @@ from invoices.sellers import seller_check, seller_snapshot
 from invoices.sequences import next_number, next_numbers
 from invoices.settlement import invoice_mark_paid
 from invoices.totals import discount_shares, invoice_totals
+from plans.rating import breakdown_as_stored
 from plans.taxes import customer_tax_rates
 
 logger = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def invoice_write_draft(
     }
     # No savepoint of its own: a failure fails the caller's transaction whole.
     with transaction.atomic(savepoint=False):
-        # Fixed SQL (billing.core.rawsql.insert): the close writes one per period.
+        # Fixed SQL (common.rawsql.insert): the close writes one per period.
         invoice = Invoice(
             subscription=subscription,
             reason=reason,
@@ -434,7 +434,7 @@ def invoices_finalize_due(
     subscriptions when `subscription_ids` is given), in batches of one
     transaction each. Drafts another run holds are skipped (it numbers them), so
     concurrent runs neither wait on each other's drafts nor number one twice.
-    A batch the database aborts (a deadlock) is tried again (billing.core.aborts);
+    A batch the database aborts (a deadlock) is tried again (common.aborts);
     with `give_way`, one it still aborts ends the run, logged, instead of raising:
     what committed before it stays finalized; the caller leaves the rest to later."""
     finalized = 0

@@ -9,10 +9,10 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from billing.core.errors import Conflict, InvalidRequest
-from billing.core.money import format_money, has_minor_unit_precision
 from billing.models import INVOICE_PAID
 from billing.notifications import webhooks
+from common.errors import Conflict, InvalidRequest
+from common.money import format_money, has_minor_unit_precision
 from invoices.journal_entries import journal_invoice_paid
 from invoices.locks import invoice_lock
 from invoices.models import Invoice, ReceivedPayment

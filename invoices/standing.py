@@ -18,10 +18,10 @@ from datetime import datetime
 
 from django.db import transaction
 
-from billing.core.money import format_money
-from billing.core.periods import iso
 from billing.models import STANDING_CHANGED
 from billing.notifications import webhooks
+from common.money import format_money
+from common.periods import iso
 from customers.locks import customer_lock
 from customers.models import GOOD, PAST_DUE, RESTRICTED, SUSPENDED, Customer
 from invoices.dunning_models import DunningRun, DunningStep

@@ -21,7 +21,7 @@ import stripe
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from billing.core.nesting import MAX_BODY_DEPTH, may_nest_deeper_than
+from common.nesting import MAX_BODY_DEPTH, may_nest_deeper_than
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The Stripe customer of each customer: created on first use with the customer's
 details, and updated (a task, after commit) when the details change."""
 
-from config.celery import enqueue_on_commit
+from common.task_sending import enqueue_on_commit
 from customers.models import Customer
 
 # invoices.services imports this module too (an invoice finalized is collected

@@ -12,9 +12,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from billing.core.errors import InvalidRequest, WebhookSignatureError
-from billing.core.storable import unstorable_json_reason
-from config.celery import enqueue_on_commit
+from common.errors import InvalidRequest, WebhookSignatureError
+from common.storable import unstorable_json_reason
+from common.task_sending import enqueue_on_commit
 
 # invoices.services imports this module too (an invoice finalized is collected
 # here, an invoice paid here is recorded there); each uses the other's functions

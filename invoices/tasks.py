@@ -6,7 +6,7 @@ import stripe
 from celery import shared_task
 from django.utils import timezone
 
-from config.celery import time_limits
+from common.task_sending import time_limits
 from customers.models import Customer
 from invoices import (
     collection,

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing.core.money import quantize_money, split_money
-from billing.core.vocabulary import LineKind
+from common.money import quantize_money, split_money
+from common.vocabulary import LineKind
 from plans.taxes import TaxLineInput, tax_lines
 
 ZERO = Decimal(0)

@@ -9,8 +9,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from billing.core.errors import WebhookSignatureError
-from config.api import error_body
+from common.errors import WebhookSignatureError
+from common.rest_api import error_body
 from invoices import stripe_events
 
 logger = logging.getLogger(__name__)

@@ -9,11 +9,11 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from billing.core.errors import InvalidRequest
-from billing.core.money import is_known_currency
-from billing.core.periods import parse_instant
 from billing.subscriptions.deals import features_named_by_deals
-from config.api import CursorPagination, request_data
+from common.errors import InvalidRequest
+from common.money import is_known_currency
+from common.periods import parse_instant
+from common.rest_api import CursorPagination, request_data
 from customers.models import ApiKey
 from plans import cost_rules, coupons, exchange_rate_rules, features, selectors, services
 from plans.models import (

@@ -11,13 +11,13 @@ from decimal import Decimal
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.money import AMOUNT
+from common.money import AMOUNT
 
 
 class CostRate(models.Model):
     meter = models.ForeignKey("plans.Meter", on_delete=models.PROTECT, related_name="cost_rates")
     # Values of some of the meter's group_by properties, {"model": "gpt-4o"};
-    # {} the default. Matched as rate cards' rows (billing.rating.rate_cards).
+    # {} the default. Matched as rate cards' rows (plans.rate_card_pricing).
     when = models.JSONField(default=dict, blank=True)
     unit_cost = models.DecimalField(**AMOUNT, help_text="What `per` units cost, e.g. 1.25.")
     per = models.DecimalField(

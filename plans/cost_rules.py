@@ -9,11 +9,11 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from billing.core.errors import Conflict, NotFound
-from billing.core.periods import on_the_hour
-from billing.rating.rate_cards import When, ties, when_of
+from common.errors import Conflict, NotFound
+from common.periods import on_the_hour
 from plans.field_checks import FieldErrors, check_currency, check_number, check_unit_price
 from plans.models import CostRate, Meter
+from plans.rate_card_pricing import When, ties, when_of
 from plans.rate_cards import RATED_AGGREGATIONS, check_when, when_words
 
 OFF_THE_HOUR = (

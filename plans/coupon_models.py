@@ -3,9 +3,9 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.money import AMOUNT
-from billing.core.vocabulary import CouponDuration
-from config.history import audit_history
+from common.history import audit_history
+from common.money import AMOUNT
+from common.vocabulary import CouponDuration
 from plans.feature_models import CODE_MAX_LENGTH
 
 

@@ -5,8 +5,8 @@ the API's and the admin's writes through plans.coupons."""
 from datetime import datetime
 from decimal import Decimal
 
-from billing.core.money import is_known_currency
-from billing.core.vocabulary import CouponDuration
+from common.money import is_known_currency
+from common.vocabulary import CouponDuration
 from plans.validation import FieldErrors, check_code, check_currency, check_number
 
 MAX_PERCENT_OFF = Decimal(100)

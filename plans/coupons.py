@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
-from billing.core.errors import Conflict, InvalidRequest
+from common.errors import Conflict, InvalidRequest
 from plans.coupon_validation import NAME_MAX_LENGTH, validate_coupon
 from plans.locks import coupon_lock
 from plans.models import Coupon

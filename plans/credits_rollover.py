@@ -8,7 +8,7 @@ expire at the period's end, as before)."""
 
 from decimal import Decimal
 
-from billing.core.money import format_decimal
+from common.money import format_decimal
 from plans.field_checks import FieldErrors, check_number
 
 # The version's fields the object stands for, named alike on the model and VersionSpec.

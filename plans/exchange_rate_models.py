@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.money import format_decimal
+from common.money import format_decimal
 
 # The most one unit of a currency may be worth in another: the weakest
 # currencies are ~25,000 to the dollar, far below it.

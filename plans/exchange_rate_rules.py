@@ -14,9 +14,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils.translation import gettext
 
-from billing.core.errors import Conflict
-from billing.core.money import format_decimal
-from billing.core.periods import EARLIEST_INSTANT, LATEST_INSTANT
+from common.errors import Conflict
+from common.money import format_decimal
+from common.periods import EARLIEST_INSTANT, LATEST_INSTANT
 from plans.exchange_rate_models import MAX_RATE, RATE_PLACES
 from plans.field_checks import FieldErrors, check_currency, check_number
 from plans.models import ExchangeRate

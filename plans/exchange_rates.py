@@ -13,8 +13,8 @@ from decimal import Decimal, localcontext
 
 from django.db.models import Q
 
-from billing.rating.pricing import EXACT_PRECISION
 from plans.models import ExchangeRate
+from plans.pricing import EXACT_PRECISION
 
 ONE = Decimal(1)
 Pair = tuple[str, str]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing.core.vocabulary import FeatureKind
+from common.vocabulary import FeatureKind
 
 MAX_FEATURES = 100
 MAX_TEXT = 255

@@ -5,8 +5,8 @@ frozen with the rest of its terms (plans.services refuses every write)."""
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.vocabulary import FeatureKind
-from config.history import audit_history
+from common.history import audit_history
+from common.vocabulary import FeatureKind
 from plans.feature_text import value_text
 
 CODE_MAX_LENGTH = 64

@@ -13,8 +13,8 @@ from decimal import Decimal
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext
 
-from billing.core import customer_text
-from billing.core.vocabulary import FeatureKind
+from common import customer_text
+from common.vocabulary import FeatureKind
 from plans.feature_grants import MAX_LIST, MAX_NUMBER, MAX_TEXT, BadValue, feature_value
 
 VALUE_HELP = gettext_lazy(

@@ -4,8 +4,8 @@ not once a version grants the feature; its name and description do."""
 
 from django.db import IntegrityError, transaction
 
-from billing.core.errors import Conflict, InvalidRequest
-from billing.core.vocabulary import FeatureKind
+from common.errors import Conflict, InvalidRequest
+from common.vocabulary import FeatureKind
 from plans.models import Feature, VersionFeature
 from plans.validation import FieldErrors, check_code
 

@@ -5,8 +5,8 @@ for the finance person who reads them beside the field in the admin."""
 import re
 from decimal import Decimal
 
-from billing.core.errors import InvalidRequest
-from billing.core.money import (
+from common.errors import InvalidRequest
+from common.money import (
     MAX_UNIT_PRICE,
     currency_exponent,
     format_decimal,
@@ -95,7 +95,7 @@ def check_unit_price(
 ) -> None:
     """The one bound on what a unit may cost, for every price given for a number
     of units (a cost rate, a unit price, a tier's, a package's): `price` / `per`
-    at most MAX_UNIT_PRICE (billing.core.money says why), refused on `path` (the
+    at most MAX_UNIT_PRICE (common.money says why), refused on `path` (the
     price). Checked only when both are numbers check_number took (positive per):
     their own refusals come first. `per_words`: what the form calls the units."""
     if not isinstance(price, Decimal) or not isinstance(per, Decimal | int):

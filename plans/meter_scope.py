@@ -5,7 +5,7 @@ whether it pays for a meter, and the one greedy draw over blocks in order."""
 
 from decimal import Decimal
 
-from billing.core.errors import InvalidRequest
+from common.errors import InvalidRequest
 from plans.field_checks import CODE_RE
 from plans.models import Meter
 

@@ -11,14 +11,14 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from djmoney.models.fields import MoneyField
 
-from billing.core.e_invoice_codes import STANDARD, VAT_CATEGORIES
-from billing.core.money import AMOUNT, format_decimal
-from billing.core.vocabulary import ConsumptionModel, WhenExhausted
-from billing.rating.pricing import GRADUATED, PACKAGE, PER_UNIT, VOLUME, PricingSpec, TierSpec
-from config.history import audit_history
+from common.e_invoice_codes import STANDARD, VAT_CATEGORIES
+from common.history import audit_history
+from common.money import AMOUNT, format_decimal
+from common.vocabulary import ConsumptionModel, WhenExhausted
+from plans.pricing import GRADUATED, PACKAGE, PER_UNIT, VOLUME, PricingSpec, TierSpec
 
 CODE_MAX_LENGTH = 64
-# UN/ECE Recommendation 20 "one": the unit of a count (billing.core.e_invoice_codes).
+# UN/ECE Recommendation 20 "one": the unit of a count (common.e_invoice_codes).
 DEFAULT_UNIT_CODE = "C62"
 
 
@@ -308,7 +308,7 @@ class Charge(models.Model):
     per = models.DecimalField(
         **AMOUNT, default=Decimal(1), help_text=PER_HELP, verbose_name=_("per")
     )
-    # A rate card (billing.rating.rate_cards): the meter's group_by properties
+    # A rate card (plans.rate_card_pricing): the meter's group_by properties
     # the charge prices by, its rows in `rates`; [] for one price.
     price_by = models.JSONField(default=list, blank=True, verbose_name=_("price by"))
 

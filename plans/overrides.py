@@ -13,14 +13,14 @@ subscription's terms reads the merged spec (subscription_spec)."""
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from billing.core.errors import InvalidRequest
-from billing.core.vocabulary import ALLOWANCE_MODELS
-from billing.rating.pricing import PricingSpec
-from billing.rating.rate_cards import RateSpec
+from common.errors import InvalidRequest
+from common.vocabulary import ALLOWANCE_MODELS
 from plans.feature_grants import FeatureGrant, check_grants, value_to_json
+from plans.pricing import PricingSpec
 from plans.pricing_json import decimal_or_none as _decimal
 from plans.pricing_json import number_text as _number
 from plans.pricing_json import pricing_from_json, pricing_to_json
+from plans.rate_card_pricing import RateSpec
 from plans.rate_cards import rate_from_json, rate_to_json
 from plans.selectors import version_spec
 from plans.validation import FieldErrors, VersionSpec, validate_version

@@ -1,7 +1,7 @@
-"""A plan version's price history: the audit rows (config.history) of the version,
+"""A plan version's price history: the audit rows (common.history) of the version,
 its charges, their tiers and rate card rows and its feature grants, read back as
 changes a person made. The rows of one save (one service call, or one admin save: they share a
-change id, config.history.one_change) are one change; a change is the
+change id, common.history.one_change) are one change; a change is the
 difference between the version as it stood before and after it
 (plans.price_wording), so the charges, tiers and rows that plans.services writes
 again on every save read as what changed in them."""
@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing.rating.pricing import TierSpec
-from config.history import change_id, change_tags
+from common.history import change_id, change_tags
 from plans.feature_grants import FeatureGrant
 from plans.models import (
     Charge,
@@ -25,6 +24,7 @@ from plans.models import (
     VersionFeature,
 )
 from plans.price_wording import spec_changes, status_name
+from plans.pricing import TierSpec
 from plans.rate_cards import rate_of
 from plans.validation import ChargeSpec, VersionSpec, version_terms_spec
 

@@ -6,7 +6,7 @@ as money, a quantity or a choice, and what changed between two versions
 tier 2: unit price 0.002 USD → 0.0015 USD", "LLM tokens: rate gpt-4o · input:
 0.0000025 USD → 0.000002 USD". Every word is in the reader's language (the
 admin user's, active when these are called) and every figure in their
-convention (billing.core.admin_forms): "Grundgebühr: 49,00 USD → 59,00 USD".
+convention (common.admin_forms): "Grundgebühr: 49,00 USD → 59,00 USD".
 Nothing here is stored: the price history is written again from the audit rows
 each time it is read. Charges are matched by meter, tiers by position
 and a rate card's rows by their `when`, so a charge the services wrote again
@@ -19,14 +19,14 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing.core import customer_text
-from billing.core.admin_forms import money_text, percent_text, quantity_text, unit_price_text
-from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, WhenExhausted
-from billing.rating.pricing import PACKAGE, PER_UNIT, TierSpec
-from billing.rating.rate_cards import RateSpec
+from common import customer_text
+from common.admin_forms import money_text, percent_text, quantity_text, unit_price_text
+from common.vocabulary import DRAWN_MODELS, ConsumptionModel, WhenExhausted
 from plans.feature_grants import FeatureGrant
 from plans.feature_text import value_text
 from plans.models import Charge, PlanVersion
+from plans.pricing import PACKAGE, PER_UNIT, TierSpec
+from plans.rate_card_pricing import RateSpec
 from plans.validation import ChargeSpec, VersionSpec
 
 NONE = "—"

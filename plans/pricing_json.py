@@ -1,9 +1,9 @@
-"""A pricing (billing.rating.pricing.PricingSpec) as JSON, with its numbers as
+"""A pricing (plans.pricing.PricingSpec) as JSON, with its numbers as
 plain decimal text: how deals and rate-card rows keep prices."""
 
 from decimal import Decimal
 
-from billing.rating.pricing import PricingSpec, TierSpec
+from plans.pricing import PricingSpec, TierSpec
 
 
 def number_text(value: Decimal | None) -> str | None:

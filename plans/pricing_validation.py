@@ -1,12 +1,12 @@
-"""The rules of a charge's price (billing.rating.pricing's PricingSpec): the
+"""The rules of a charge's price (plans.pricing's PricingSpec): the
 scheme's own fields, and tiers that rise and end open. Messages name the
 admin's fields ('Up to', 'Unit price')."""
 
 from decimal import Decimal
 
-from billing.core.money import format_decimal
-from billing.rating.pricing import PACKAGE, PER_UNIT, SCHEMES, TIERED_SCHEMES, PricingSpec, TierSpec
+from common.money import format_decimal
 from plans.field_checks import FieldErrors, check_absent, check_number, check_unit_price
+from plans.pricing import PACKAGE, PER_UNIT, SCHEMES, TIERED_SCHEMES, PricingSpec, TierSpec
 
 SCHEME_WORDS = {
     PER_UNIT: "per unit",

@@ -1,17 +1,17 @@
 """Rate cards in the catalog: their rules (check_rates, called by
 plans.validation for every charge with `price_by` or `rates`), and their rows as
 stored (plans.models.ChargeRate) and as JSON (the API, deals). How a card
-prices usage is billing.rating.rate_cards."""
+prices usage is plans.rate_card_pricing."""
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
-from billing.core.groups import OTHER_VALUE
-from billing.core.vocabulary import ConsumptionModel
-from billing.rating.rate_cards import RateSpec, properties_outside, ties
+from common.groups import OTHER_VALUE
+from common.vocabulary import ConsumptionModel
 from plans.field_checks import FieldErrors, check_absent, check_number
 from plans.pricing_json import pricing_from_json, pricing_to_json
 from plans.pricing_validation import check_pricing
+from plans.rate_card_pricing import RateSpec, properties_outside, ties
 
 # Rows a card may have, and the longest value a row may name: usage is read per
 # combination of values (billing.usage.metering.combination_text), which keeps

@@ -3,8 +3,6 @@
 from django.db.models import Prefetch, QuerySet, Value
 from django.db.models.functions import Coalesce, Lower, NullIf
 
-from billing.rating.pricing import TierSpec
-from billing.rating.rate_cards import RateSpec
 from plans.feature_grants import FeatureGrant
 from plans.models import (
     Charge,
@@ -16,6 +14,8 @@ from plans.models import (
     PriceTier,
     VersionFeature,
 )
+from plans.pricing import TierSpec
+from plans.rate_card_pricing import RateSpec
 from plans.rate_cards import rate_of
 from plans.validation import ChargeSpec, VersionSpec, version_terms_spec
 

@@ -11,18 +11,16 @@ from django.core.serializers.json import DjangoJSONEncoder
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.core.e_invoice_codes import VAT_CATEGORIES
-from billing.core.money import format_decimal, format_money, format_percentage
-from billing.core.vocabulary import DRAWN_MODELS, CouponDuration, FeatureKind, WhenExhausted
-from billing.rating.pricing import PricingSpec, TierSpec
-from billing.rating.rate_cards import RateSpec
-from config.api import (
+from common.e_invoice_codes import VAT_CATEGORIES
+from common.money import format_decimal, format_money, format_percentage
+from common.rest_api import (
     AwareDateTimeField,
     DecimalString,
     MoneyString,
     NoUnknownKeys,
     StrictCharField,
 )
+from common.vocabulary import DRAWN_MODELS, CouponDuration, FeatureKind, WhenExhausted
 from plans.credits_rollover import ROLLOVER_TERMS, rollover_to_json
 from plans.feature_grants import MAX_FEATURES, FeatureGrant
 from plans.models import (
@@ -39,6 +37,8 @@ from plans.models import (
     TaxRate,
 )
 from plans.overrides import TERMS, ChargeOverride, Overrides
+from plans.pricing import PricingSpec, TierSpec
+from plans.rate_card_pricing import RateSpec
 from plans.rate_cards import MAX_RATES, rate_of, rate_to_json
 from plans.services import METER_DEFINITION_FIELDS
 from plans.validation import VERSION_TERMS, ChargeSpec, VersionSpec

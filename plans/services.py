@@ -2,7 +2,7 @@
 changes nothing when it refuses; a published version is never changed.
 
 A version's services each write its audit rows (the version, its charges, tiers
-and feature grants) as one change (config.history.one_change): its price history
+and feature grants) as one change (common.history.one_change): its price history
 reads one save as one change, however soon the next save follows."""
 
 from decimal import Decimal
@@ -13,9 +13,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from djmoney.money import Money
 
-from billing.core.errors import Conflict, InvalidRequest
-from config.celery import enqueue_on_commit
-from config.history import change_in_progress, history_tags, one_change
+from common.errors import Conflict, InvalidRequest
+from common.history import change_in_progress, history_tags, one_change
+from common.task_sending import enqueue_on_commit
 from plans import selectors
 from plans.feature_grants import feature_value, value_to_json
 from plans.locks import (

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.money import AMOUNT
+from common.money import AMOUNT
 
 
 class PriceSimulation(models.Model):
@@ -53,7 +53,7 @@ class PriceSimulation(models.Model):
         **AMOUNT, default=Decimal(0), verbose_name=_("difference sum")
     )
     error = models.TextField(blank=True, default="", verbose_name=_("error"))
-    # The error in the admin's other languages (billing.core.stored_words).
+    # The error in the admin's other languages (common.stored_words).
     error_words = models.JSONField(
         blank=True, default=dict, verbose_name=_("error in other languages")
     )

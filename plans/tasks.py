@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from celery import shared_task
 
 from billing.simulation import engine
-from config.celery import time_limits
+from common.task_sending import time_limits
 
 
 @shared_task(acks_late=True, **time_limits("bulk"))

@@ -9,9 +9,9 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from billing.core.e_invoice_codes import STANDARD, ZERO_RATED
-from billing.core.errors import Conflict, InvalidRequest
-from billing.core.money import format_decimal
+from common.e_invoice_codes import STANDARD, ZERO_RATED
+from common.errors import Conflict, InvalidRequest
+from common.money import format_decimal
 from plans.locks import tax_rate_lock, tax_rates_lock
 from plans.models import TaxRate
 from plans.validation import validate_tax_rate

@@ -14,8 +14,8 @@ from functools import cache
 
 from django.db import connection
 
-from billing.core import rawsql
-from billing.core.money import format_decimal, quantize_money
+from common import rawsql
+from common.money import format_decimal, quantize_money
 from plans.models import TaxRate
 
 HUNDRED = Decimal(100)
@@ -106,7 +106,7 @@ def customer_tax_rates(customer) -> list[TaxRate]:
 
 
 def customer_tax_rates_alike(customer_ids: list[int]) -> dict:
-    """The customer_tax_rates reads of these customers, as billing.core.rawsql.
+    """The customer_tax_rates reads of these customers, as common.rawsql.
     answered takes them, for those without a rate of their own (linked, active or
     not): their reads find the same rows, the default ones, so one read answers all
     (two statements for all; what a close group reads once)."""

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from billing.core.countries import is_country_code
-from billing.core.e_invoice_codes import (
+from common.countries import is_country_code
+from common.e_invoice_codes import (
     EXEMPTION_REASON_NEEDED,
     STANDARD,
     VAT_CATEGORIES,
@@ -24,10 +24,8 @@ from billing.core.e_invoice_codes import (
     unit_code_errors,
     vat_category_errors,
 )
-from billing.core.money import is_known_currency
-from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, WhenExhausted
-from billing.rating.pricing import PricingSpec
-from billing.rating.rate_cards import RateSpec
+from common.money import is_known_currency
+from common.vocabulary import DRAWN_MODELS, ConsumptionModel, WhenExhausted
 from plans.credits_rollover import check_rollover
 from plans.feature_grants import FeatureGrant, check_grants
 
@@ -44,7 +42,9 @@ from plans.field_checks import (  # noqa: F401
 )
 from plans.meter_rules import check_filters, check_group_by
 from plans.meter_scope import meter_scope_errors
+from plans.pricing import PricingSpec
 from plans.pricing_validation import SCHEME_WORDS, check_pricing, check_tiers  # noqa: F401
+from plans.rate_card_pricing import RateSpec
 from plans.rate_cards import check_rates
 
 MAX_TRIAL_DAYS = 3650
@@ -89,7 +89,7 @@ class ChargeSpec:
     pricing_currency: str | None = None
     # Credits and balance charges: "block" or "bill" (WhenExhausted).
     when_exhausted: str = WhenExhausted.BLOCK.value
-    # A rate card (billing.rating.rate_cards): the meter's group_by properties
+    # A rate card (plans.rate_card_pricing): the meter's group_by properties
     # it prices by, and its rows.
     price_by: tuple[str, ...] = ()
     rates: tuple[RateSpec, ...] = ()

@@ -14,7 +14,7 @@ live_server_env() {
     export SECURE_SSL_REDIRECT=0 # plain HTTP on localhost; TLS is a proxy's in production
     export EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend
     export STRIPE_API_KEY="" STRIPE_WEBHOOK_SECRET="" STRIPE_API_BASE=""
-    # Rate limits (config.throttling) would turn the checks' bursts into 429s.
+    # Rate limits (common.throttling) would turn the checks' bursts into 429s.
     export API_THROTTLE_RATE=off API_AUTH_FAILURE_RATE=off
     export BILLING_VAR_DIR="$1/var"
 }

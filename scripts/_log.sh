@@ -2,7 +2,7 @@
 #
 # Their own messages in LOG_FORMAT's format (docs/running.md, Logs): the lines as they
 # always were with plain (the default); with json one JSON object a line, as the
-# Python processes write theirs (billing.core.logs): time (UTC), level, logger,
+# Python processes write theirs (common.logs): time (UTC), level, logger,
 # message, pid.
 
 # LOG_FORMAT as the settings read it: blank is plain, case and spaces do not matter.

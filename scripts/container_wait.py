@@ -7,7 +7,7 @@ boot or an upgrade leave the CPU to the migrations they wait for:
     python3 container_wait.py say LEVEL MESSAGE...   the entrypoint's own lines
 
 Its lines, and the entrypoint's (`say`), are written as LOG_FORMAT says, as every
-process's are: plain, or a JSON object a line (billing.core.logs).
+process's are: plain, or a JSON object a line (common.logs).
 
 Every wait is a plain connection and a query (psycopg), never a Django start-up
 and never the migration graph: the image knows
@@ -28,9 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-# The project's log format (billing.core.logs: the standard library only).
+# The project's log format (common.logs: the standard library only).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from billing.core.logs import JsonFormatter, log_format_from
+from common.logs import JsonFormatter, log_format_from
 
 MIGRATION_LEAVES = Path(os.environ.get("BILLING_MIGRATION_LEAVES", "/app/migration-leaves.txt"))
 FIRST_INTERVAL = 1.0

@@ -5,7 +5,7 @@ the project and not its installers:
 - pip and setuptools (the image installs nothing at run time);
 - the translations and locale data of languages the project does not speak: the
   packages' `locale/<language>/` folders (Django's, its contrib apps', DRF's, ...)
-  and Babel's CLDR files, except those of billing.core.customer_text.LANGUAGES (and
+  and Babel's CLDR files, except those of common.customer_text.LANGUAGES (and
   their regional variants, and Babel's root that every locale inherits from).
 
 Then it checks what it kept: each language's CLDR data and Django's formats load.
@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
     import django
 
     django.setup()
-    from billing.core.customer_text import LANGUAGES
+    from common.customer_text import LANGUAGES
 
     languages = set(LANGUAGES)
     prune(packages, languages)

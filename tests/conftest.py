@@ -261,9 +261,9 @@ def module_transaction(request, django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def sent_ahead(monkeypatch):
-    """The statements each read-ahead round trip sent together (billing.core.rawsql
+    """The statements each read-ahead round trip sent together (common.rawsql
     read_ahead): the first, then those ahead, each by the start of its text."""
-    from billing.core import rawsql
+    from common import rawsql
 
     sent = []
     together = rawsql._fetched_together
@@ -280,7 +280,7 @@ def sent_ahead(monkeypatch):
 def delayed_sends(monkeypatch):
     """The tasks sent with a delay (a countdown or an eta, by apply_async or a task's
     retry), eager or not, as (task name, countdown, eta): what would wait in a real
-    broker. A retry due later than config.celery.COUNTDOWN_LIMIT_SECONDS must be a
+    broker. A retry due later than common.task_sending.COUNTDOWN_LIMIT_SECONDS must be a
     row that a beat sweep sends, never one of these."""
     from config.celery import BillingTask
 

@@ -19,11 +19,10 @@ import factory
 from factory.django import DjangoModelFactory
 from rest_framework.test import APIClient
 
-from billing.core.vocabulary import ConsumptionModel
 from billing.models import Subscription
-from billing.rating.pricing import PricingSpec
 from billing.subscriptions.lifecycle import subscription_create
-from config.history import one_change
+from common.history import one_change
+from common.vocabulary import ConsumptionModel
 from customers.api_keys import api_key_create
 from customers.billing_entities import seed_values
 from customers.models import ApiKey, BillingEntity, Customer
@@ -31,6 +30,7 @@ from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_write_draft
 from plans.models import CreditPack, Meter, Plan, PlanVersion
+from plans.pricing import PricingSpec
 from plans.services import (
     credit_pack_create,
     meter_create,

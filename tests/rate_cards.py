@@ -7,9 +7,9 @@ Prices per 1,000,000 tokens: gpt-4o input 2.50, output 10.00; claude-sonnet
 from datetime import datetime
 from decimal import Decimal as D
 
-from billing.rating.pricing import PER_UNIT, PricingSpec
-from billing.rating.rate_cards import RateSpec
 from billing.usage.ingestion import events_ingest
+from plans.pricing import PER_UNIT, PricingSpec
+from plans.rate_card_pricing import RateSpec
 from plans.services import meter_create
 from plans.validation import ChargeSpec
 

@@ -1,7 +1,7 @@
 """The History pages of every admin with an audit history (django-simple-history's
 history_view, and history_form_view: one past state) answer an object id or a
 history id that names no row with a 404, never a 500: one that is not a number
-(refused by billing.core.admin_history), a number beyond bigint or a negative one
+(refused by common.admin_history), a number beyond bigint or a negative one
 (well-formed: simple_history's own 404). An existing object's history and a
 deleted object's still show.
 
@@ -16,10 +16,10 @@ from django.contrib import admin
 from django.urls import reverse
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing.core.admin_history import AuditHistoryAdmin
-from billing.core.vocabulary import CouponDuration, FeatureKind
 from billing.models import Subscription
-from config.history import one_change
+from common.admin_history import AuditHistoryAdmin
+from common.history import one_change
+from common.vocabulary import CouponDuration, FeatureKind
 from customers.billing_entities import billing_entity_save
 from customers.models import BillingEntity
 from invoices.dunning_policies import StepInput, policy_save

@@ -18,10 +18,10 @@ import pytest
 import time_machine
 from django.contrib.auth.models import User
 
-from billing.rating.lines import LineInput
 from config.user_language import user_language_set
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
+from plans.rating import LineInput
 from tests.factories import CustomerFactory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,8 +260,8 @@ ADMIN_CODE = [
     "plans/exchange_rate_models.py",
     "plans/exchange_rate_rules.py",
     "wallets/models.py",
-    "billing/core/admin_deletion.py",
-    "billing/core/vocabulary.py",
+    "common/admin_deletion.py",
+    "common/vocabulary.py",
     "config/models.py",
     "billing/discount_models.py",
     *(

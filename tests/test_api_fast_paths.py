@@ -1,6 +1,6 @@
 """The shortcuts the API takes on every request answer exactly as what they stand
-in for: the content negotiation (config.api.ContentNegotiation) as DRF's, the
-shared validation of a body (config.api.validated) as a serializer of its own,
+in for: the content negotiation (common.rest_api.ContentNegotiation) as DRF's, the
+shared validation of a body (common.rest_api.validated) as a serializer of its own,
 and the API skips the site's session, user, messages, audit history request and
 outage page (config.site_middleware, one entry) while the admin keeps them."""
 
@@ -17,7 +17,7 @@ from rest_framework.serializers import ValidationError
 from rest_framework.test import APIRequestFactory
 from simple_history.models import HistoricalRecords
 
-from config.api import ContentNegotiation, validated
+from common.rest_api import ContentNegotiation, validated
 from config.site_middleware import SiteMiddleware
 from wallets.serializers import CheckSerializer
 

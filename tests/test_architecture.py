@@ -9,7 +9,8 @@ from pathlib import Path
 import grimp
 import pytest
 
-from config.celery import app, enqueue_on_commit
+from common.task_sending import enqueue_on_commit
+from config.celery import app
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("billing", "plans", "invoices", "wallets", "customers", "config")

@@ -63,13 +63,13 @@ def test_usage_draws_leave_the_wallet_history_to_the_ledger(db):
 
 def test_a_history_row_written_by_the_fixed_insert_holds_what_the_orm_writes(db, monkeypatch):
     # given: a subscription (JSON, decimals, dates, foreign keys) whose change is
-    # recorded twice, once by the fixed INSERT (config.history) and once through the
+    # recorded twice, once by the fixed INSERT (common.history) and once through the
     # ORM, which a receiver on the history model forces
     from django.db.models import signals
 
-    from billing.core import rawsql
     from billing.models import Subscription
-    from config.history import one_change
+    from common import rawsql
+    from common.history import one_change
     from tests.factories import CustomerFactory, ai_assistant_plan, prompts_meter, subscribe
 
     prompts_meter()

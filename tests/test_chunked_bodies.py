@@ -279,7 +279,7 @@ def test_a_chunked_body_is_read_by_every_server_for_every_endpoint(served, catal
     assert (status, answer) == (202, {"accepted": 2, "duplicates": 0, "rejected": []})
     assert stored_ids() == {"c1", "c2"}
 
-    # a check, given its fast answer (config.fast_answer), as with a Content-Length
+    # a check, given its fast answer (billing.api.fast_answer), as with a Content-Length
     check = json.dumps({"meter": "prompts", "quantity": "1"}).encode()
     chunked = server.curl("/api/v1/customers/acme/check", check, catalog)
     assert chunked == server.curl("/api/v1/customers/acme/check", check, catalog, chunked=False)

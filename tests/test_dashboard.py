@@ -14,7 +14,6 @@ from django.test.utils import CaptureQueriesContext
 from billing import dashboard
 from billing.invoicing.close import periods_close
 from billing.models import Subscription
-from billing.rating.lines import LineInput
 from billing.subscriptions.lifecycle import (
     subscription_cancel,
     subscription_change_plan,
@@ -31,6 +30,7 @@ from invoices.services import (
     invoice_write_draft,
 )
 from invoices.settlement import invoice_mark_paid
+from plans.rating import LineInput
 from plans.validation import ChargeSpec
 from tests.billing.test_mid_period_usage import NOV_16, NOV_25, tokens
 from tests.factories import (

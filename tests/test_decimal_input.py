@@ -1,5 +1,5 @@
 """One reading of every amount and quantity the API is sent
-(billing.core.money.decimal_input): a JSON number, or a plain decimal string. The
+(common.money.decimal_input): a JSON number, or a plain decimal string. The
 same malformed strings are refused by an event's meter value (per event), by a check's
 quantity and by a wallet top-up's amount (400), and change nothing."""
 
@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 from rest_framework import serializers
 
-from billing.core.money import DECIMAL_MESSAGE, DecimalRefused, decimal_input
 from billing.models import UsageEvent
-from config.api import DecimalString
+from common.money import DECIMAL_MESSAGE, DecimalRefused, decimal_input
+from common.rest_api import DecimalString
 from plans.services import meter_create
 from tests.factories import CustomerFactory
 from wallets.models import LedgerEntry, Wallet

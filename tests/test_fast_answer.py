@@ -1,4 +1,4 @@
-"""`check` and `entitlements` give their fast answer (config.fast_answer) ahead of
+"""`check` and `entitlements` give their fast answer (billing.api.fast_answer) ahead of
 DRF's request: every request here is sent twice, through the views as they are
 and with the fast answer turned off (DRF's dispatch, as before), and the two
 answers must be the same to the byte: status, every header, body. The fast
@@ -21,9 +21,9 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from billing.api.entitlements import EntitlementsApi
+from billing.api.fast_answer import FastAnswerApi
 from billing.api.usage import CheckApi
-from config.fast_answer import FastAnswerApi
-from config.throttling import key_leases, window_count
+from common.throttling import key_leases, window_count
 from customers.api_keys import api_key_revoke, hash_secret
 from customers.models import ApiKey, Customer
 from plans.features import feature_create
@@ -486,13 +486,13 @@ def test_a_database_error_is_answered_by_drf(
     customers, keys, error, status, method, path, body, caplog
 ):
     # The key is known to this process (the fixture used it): the answer itself fails.
-    with database_fails(error), caplog.at_level("WARNING", logger="config.fast_answer"):
+    with database_fails(error), caplog.at_level("WARNING", logger="billing.api.fast_answer"):
         response = _compare(keys, "all", method, path, body, {})
     assert response.status_code == status
     assert not answered_fast(response)
     # An error DRF is not expected to answer is logged by the fast answer too; the
-    # database away is the view's to log (config.outage), once.
-    logged = [r.getMessage() for r in caplog.records if r.name == "config.fast_answer"]
+    # database away is the view's to log (common.outage), once.
+    logged = [r.getMessage() for r in caplog.records if r.name == "billing.api.fast_answer"]
     assert logged == ([] if status == 503 else [f"fast answer left {path} to DRF after an error"])
 
 

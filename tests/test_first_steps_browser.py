@@ -17,9 +17,9 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 
 from billing.admin.simulations import last_month
-from billing.core.admin_forms import amount_text
 from billing.models import PlanMigration, Subscription
 from billing.simulation.engine import simulation_rate_customer
+from common.admin_forms import amount_text
 from customers.models import Customer
 from customers.portal_links import portal_session_create
 from invoices.dunning_models import DunningPolicy

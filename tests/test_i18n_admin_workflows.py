@@ -18,7 +18,6 @@ import pytest
 import time_machine
 from django.contrib.auth.models import User
 
-from billing.rating.pricing import PricingSpec, TierSpec
 from billing.simulation import engine
 from billing.subscriptions.deals import subscription_set_overrides
 from config.user_language import user_language_set
@@ -26,6 +25,7 @@ from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize
 from plans.overrides import Overrides
+from plans.pricing import PricingSpec, TierSpec
 from plans.services import plan_version_copy_as_draft, tax_rate_create
 from plans.validation import ChargeSpec
 from tests.factories import CustomerFactory, MeterFactory, published_version, subscribe

@@ -1,4 +1,4 @@
-"""The log records (billing.core.logs, config.log_setup, config.request_log): LOG_FORMAT
+"""The log records (common.logs, config.log_setup, config.request_log): LOG_FORMAT
 plain or json, the JSON object each record is, the context it carries (request id,
 customer, task), a broker out of reach written once a second without its traceback,
 printed lines as records, and the shell scripts' own lines (scripts/_log.sh). The
@@ -17,7 +17,7 @@ from django.test import Client
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from billing.core import logs
+from common import logs
 from config import log_setup
 from config.request_log import GIVEN_ID
 

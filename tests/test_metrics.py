@@ -1,4 +1,4 @@
-"""The metrics (billing.core.metrics), counted in this process: requests by route
+"""The metrics (common.metrics), counted in this process: requests by route
 pattern and status (check's fast answer too, under its view's pattern), event batches,
 invoices finalized as they commit, email attempts, tasks; and the gauges read at
 scrape time: the queues named by Celery's configuration and their depths on the

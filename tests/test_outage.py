@@ -1,4 +1,4 @@
-"""A database out of reach for a moment (config.outage): the API answers 503 with
+"""A database out of reach for a moment (common.outage): the API answers 503 with
 Retry-After in the error envelope, the admin and the portal a plain 503 page, a
 statement's own error stays a 500, and a task that met the outage is retried
 with backoff until the database is back (config.celery.BillingTask). The real
@@ -14,8 +14,8 @@ from django.db import IntegrityError, InterfaceError, OperationalError, Programm
 from rest_framework.test import APIClient
 
 from billing.notifications import alerts
+from common.outage import RETRY_AFTER_SECONDS
 from config.celery import BillingTask, app
-from config.outage import RETRY_AFTER_SECONDS
 from customers.portal import portal_session_create
 from customers.services import customer_create
 from wallets import ledger
@@ -341,10 +341,10 @@ def test_a_usage_alert_whose_check_met_the_outage_is_raised_when_it_is_back(
     """The alert check an ingest enqueues fails while the database is away, and
     raises the alert (and its email) on its retry."""
     from billing.models import Alert
-    from billing.rating.pricing import PricingSpec
     from billing.subscriptions.lifecycle import subscription_create
     from billing.tasks import check_usage_alerts
     from plans.models import Plan
+    from plans.pricing import PricingSpec
     from plans.services import plan_create
     from plans.validation import ChargeSpec, VersionSpec
 

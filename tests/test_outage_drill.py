@@ -200,11 +200,11 @@ def seed() -> None:
     (each with its thresholds) and an API key, which it prints."""
     from decimal import Decimal as D
 
-    from billing.rating.pricing import PricingSpec
     from billing.subscriptions.lifecycle import subscription_create
     from customers.api_keys import api_key_create
     from customers.services import customer_create
     from plans.models import Plan
+    from plans.pricing import PricingSpec
     from plans.services import meter_create, plan_create
     from plans.validation import ChargeSpec, VersionSpec
 

@@ -1,6 +1,6 @@
 """config.postgresql: the health check before a request's first query sends
 nothing yet still finds a connection the server closed, and the written-out
-reads of the hot paths (billing.core.rawsql) become prepared statements while
+reads of the hot paths (common.rawsql) become prepared statements while
 the ORM's queries never do."""
 
 import time
@@ -8,7 +8,7 @@ import time
 import pytest
 from django.db import close_old_connections, connection, connections
 
-from billing.core import rawsql
+from common import rawsql
 from plans.models import Meter
 
 pytestmark = pytest.mark.postgres
@@ -66,7 +66,7 @@ def test_written_out_reads_are_prepared_and_the_orms_queries_are_not():
 
 
 def read_ahead_block() -> list:
-    """A read_ahead block (billing.core.rawsql): its first statement, then one that,
+    """A read_ahead block (common.rawsql): its first statement, then one that,
     from the third block on, travels with the first."""
     with rawsql.read_ahead("backend test"):
         first = rawsql.rows("SELECT pg_backend_pid()", [], (None,))
@@ -95,7 +95,7 @@ def test_a_read_ahead_that_loses_its_connection_is_a_database_error_and_the_next
     time.sleep(0.2)
 
     # then: the round trip fails as Django's OperationalError (an API request answers
-    # 503: config.outage), and nothing is sent ahead of the next block, which runs on
+    # 503: common.outage), and nothing is sent ahead of the next block, which runs on
     # a new connection
     with pytest.raises(OperationalError):
         read_ahead_block()

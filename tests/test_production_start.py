@@ -38,7 +38,7 @@ FRENCH_INVOICE = """
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from billing.rating.lines import LineInput
+from plans.rating import LineInput
 from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft

@@ -1,4 +1,4 @@
-"""The written-out reads of the hot paths (billing.core.rawsql): values come out of them
+"""The written-out reads of the hot paths (common.rawsql): values come out of them
 exactly as the ORM gives them, on SQLite and on PostgreSQL, and the instances
 they build load any other field on access."""
 
@@ -7,10 +7,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.core import rawsql
 from billing.subscriptions.lifecycle import subscription_cancel
 from billing.usage.live import _LIVE_PARTS, customer_with_live_subscription
 from billing.usage.reads import subscription_live
+from common import rawsql
 from customers.services import customer_create
 from tests.factories import subscribe
 from tests.wallets.support import build_catalog
@@ -136,8 +136,6 @@ def test_every_process_cache_is_listed_and_cleared():
     """config.process_caches lists each cache a process keeps; clearing them all
     empties the ones that hold rows."""
     from billing.integrations.ingest import preview_buffer
-    from billing.rating import rate_cards
-    from billing.rating.rate_cards import RateSpec, card_rows
     from billing.usage.closed_days import closed_days_cache
     from billing.usage.edge_cache import edge_cache
     from billing.usage.group_limits import group_value_cache
@@ -149,9 +147,11 @@ def test_every_process_cache_is_listed_and_cleared():
         meter_cache,
     )
     from billing.usage.reads import Tally
+    from common.throttling import key_leases
     from config.process_caches import PROCESS_CACHES, process_caches_clear
-    from config.throttling import key_leases
     from customers import api_keys
+    from plans import rate_card_pricing as rate_cards
+    from plans.rate_card_pricing import RateSpec, card_rows
 
     names = [c.name for c in PROCESS_CACHES]
     assert len(names) == len(set(names)) == 17

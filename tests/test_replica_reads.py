@@ -16,7 +16,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from billing.core import metrics
+from common import metrics
 from config import replica_reads
 from config.db_routers import ReplicaRouter, reading_from
 from config.recent_writes import customer_key, writes_note

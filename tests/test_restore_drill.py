@@ -84,14 +84,14 @@ def seed() -> None:
     from datetime import UTC, datetime, timedelta
     from decimal import Decimal as D
 
-    from billing.core.periods import month_start
-    from billing.core.vocabulary import ConsumptionModel
     from billing.invoicing.close import drafts_finalize
-    from billing.rating.pricing import PricingSpec
     from billing.subscriptions.lifecycle import subscription_create
+    from common.periods import month_start
+    from common.vocabulary import ConsumptionModel
     from customers.api_keys import api_key_create
     from customers.services import customer_create
     from plans.models import Plan
+    from plans.pricing import PricingSpec
     from plans.services import meter_create, plan_create
     from plans.validation import ChargeSpec, VersionSpec
     from wallets.ledger import credits_grant

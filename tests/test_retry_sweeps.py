@@ -1,4 +1,4 @@
-"""Nothing waits in the broker longer than config.celery.COUNTDOWN_LIMIT_SECONDS: a
+"""Nothing waits in the broker longer than common.task_sending.COUNTDOWN_LIMIT_SECONDS: a
 worker holds a task with a countdown unacked until it runs, which RabbitMQ ends at
 its consumer timeout and Redis delivers again past its visibility timeout. Work due
 later is a row that a beat sweep sends, and the sweeps run every minute (the tests of
@@ -12,7 +12,8 @@ from django.apps import apps
 from django.core.management import call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from config.celery import COUNTDOWN_LIMIT_SECONDS, app, enqueue_on_commit
+from common.task_sending import COUNTDOWN_LIMIT_SECONDS, enqueue_on_commit
+from config.celery import app
 from tests.beat import scheduled
 
 every_minute = importlib.import_module("invoices.migrations.0036_sweeps_every_minute").every_minute

@@ -13,9 +13,9 @@ from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
 from django.test import Client
 
-from billing.core.errors import Conflict
 from billing.models import Discount, Subscription, SubscriptionChange, WebhookEndpoint
 from billing.subscriptions.lifecycle import subscription_create
+from common.errors import Conflict
 from customers.api_keys import api_key_create
 from customers.models import ApiKey, Customer
 from invoices.models import CreditNote, Invoice, InvoiceLine
@@ -147,7 +147,7 @@ def _world() -> World:
 
 def action(client: Client, changelist: str, name: str, *pks: int):
     """Run an admin action; an action behind a confirmation page (void, publish) is
-    confirmed (`confirmed`: the shared page, billing.core.admin_confirm; `confirm`: the
+    confirmed (`confirmed`: the shared page, common.admin_confirm; `confirm`: the
     older ones)."""
     return client.post(
         changelist,

@@ -12,13 +12,13 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.rating.lines import LineInput
 from config.celery import BULK_QUEUE, DEFAULT_QUEUE, app
 from customers.models import Customer
 from customers.services import customer_create
 from invoices.models import Invoice, PdfRender
 from invoices.services import invoice_finalize
 from invoices.tasks import render_invoice_pdf
+from plans.rating import LineInput
 from tests.factories import period_draft
 from tests.workers import celery_worker, tasks_on_the_broker, worker_broker, workers_wait
 

@@ -1,4 +1,4 @@
-"""The API's rate limits (config.throttling, customers.auth): requests per API key, and
+"""The API's rate limits (common.throttling, customers.auth): requests per API key, and
 wrong keys per client address, both answered 429 with Retry-After in the error
 envelope; counted in the cache, never with a database query."""
 
@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.test import override_settings
 from rest_framework.test import APIClient, APIRequestFactory
 
-from config import throttling
+from common import throttling
 from customers.api_keys import api_key_create
 from customers.auth import ApiKeyAuthentication
 from customers.models import ApiKey, Customer

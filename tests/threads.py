@@ -9,7 +9,7 @@ import time
 from django.db import OperationalError, connection, transaction
 from psycopg.errors import DeadlockDetected
 
-from billing.core.errors import Conflict
+from common.errors import Conflict
 
 
 def deadlock_detected() -> OperationalError:
@@ -104,7 +104,7 @@ def beside_a_close(work, *, first, then) -> list[BaseException]:
     from datetime import UTC, datetime
     from decimal import Decimal
 
-    from billing.rating.lines import LineInput
+    from plans.rating import LineInput
     from tests.factories import period_draft
 
     jan_1, feb_1 = datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 2, 1, tzinfo=UTC)

@@ -5,9 +5,9 @@ period, with the period in the customer's time zone like every alert."""
 from datetime import datetime
 from decimal import Decimal
 
-from billing.core.money import format_decimal, format_money
 from billing.models import Alert, Subscription
 from billing.notifications import alerts
+from common.money import format_decimal, format_money
 from customers.models import Customer
 from wallets.models import CreditBlock, Wallet
 

@@ -12,9 +12,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.core.errors import InvalidRequest, NotFound
-from billing.core.money import format_decimal, format_money
-from config.api import CursorPagination, request_data
+from common.errors import InvalidRequest, NotFound
+from common.money import format_decimal, format_money
+from common.rest_api import CursorPagination, request_data
 from customers.models import Customer
 from customers.selectors import customer_get
 from invoices import collection

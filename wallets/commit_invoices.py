@@ -8,12 +8,12 @@ from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text
-from billing.core.vocabulary import LineKind
 from billing.models import Subscription
-from billing.rating.lines import LineInput
+from common import customer_text
+from common.vocabulary import LineKind
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
+from plans.rating import LineInput
 from wallets.commit_models import Commit, CommitEntry
 
 

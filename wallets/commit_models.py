@@ -11,8 +11,8 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from billing.core import customer_text
-from billing.core.money import AMOUNT, format_decimal
+from common import customer_text
+from common.money import AMOUNT, format_decimal
 
 
 class Commit(models.Model):

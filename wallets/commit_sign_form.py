@@ -11,16 +11,16 @@ from django import forms
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core import customer_text
-from billing.core.admin_forms import (
+from billing.models import Subscription
+from common import customer_text
+from common.admin_forms import (
     ExactDecimalField,
     ExactIntegerField,
     add_billing_error,
     money_text,
     percent_text,
 )
-from billing.core.errors import BillingError
-from billing.models import Subscription
+from common.errors import BillingError
 from plans.models import Meter
 from plans.overrides import subscription_spec
 from wallets.commit_models import Commit

@@ -8,13 +8,13 @@ from decimal import ROUND_DOWN, Decimal, localcontext
 
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text
-from billing.core.errors import InvalidRequest
-from billing.core.money import currency_exponent, quantize_money
-from billing.core.periods import period_containing
 from billing.models import Subscription
-from billing.rating.pricing import EXACT_PRECISION
+from common import customer_text
+from common.errors import InvalidRequest
+from common.money import currency_exponent, quantize_money
+from common.periods import period_containing
 from plans.overrides import subscription_spec
+from plans.pricing import EXACT_PRECISION
 from wallets.commit_models import Commit
 
 HUNDRED = Decimal(100)

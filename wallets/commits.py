@@ -16,14 +16,14 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Sum
 
-from billing.core import rawsql
-from billing.core.errors import Conflict
 from billing.locks import subscription_lock
 from billing.models import Subscription
-from billing.rating.commits import ROLLOVER, Access, CommitDraw, CommitTerms
+from common import rawsql
+from common.errors import Conflict
 from customers.locks import customer_lock
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote
+from plans.commit_drawdown import ROLLOVER, Access, CommitDraw, CommitTerms
 from wallets.commit_invoices import commit_invoice, true_up_invoice
 from wallets.commit_models import Commit, CommitEntry
 from wallets.commit_terms import CommitRequest, access_schedule, check_request
@@ -129,7 +129,7 @@ def _access_create(
 
 _COMMIT_FIELDS = tuple(Commit._meta.concrete_fields)
 # Written out: every /usage and statement reads it (usually no row), read ahead with
-# the request's other statements (billing.core.rawsql).
+# the request's other statements (common.rawsql).
 _COMMIT_OF_PERIOD = (
     f"SELECT {', '.join(f.column for f in _COMMIT_FIELDS)} FROM {Commit._meta.db_table} "  # noqa: S608 (the model's columns)
     "WHERE customer_id = %s AND status = %s AND starts_at <= %s AND ends_at >= %s "
@@ -150,7 +150,7 @@ def commit_of_period(*, customer_id: int, start: datetime, end: datetime) -> Com
 
 def commit_of_period_none(periods: list[tuple[int, datetime, datetime]]) -> dict:
     """Of these periods (customer id, start, end), the commit_of_period reads
-    known to find nothing, as billing.core.rawsql.answered takes them: those of
+    known to find nothing, as common.rawsql.answered takes them: those of
     customers with no commit at all (one statement for all; what a close group
     reads once)."""
     asked = [(customer, [customer, Commit.ACTIVE, start, end]) for customer, start, end in periods]

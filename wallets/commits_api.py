@@ -7,10 +7,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.core.errors import Conflict, NotFound
-from billing.core.money import format_decimal, format_money
 from billing.models import Subscription
-from config.api import AwareDateTimeField, DecimalString, StrictCharField, request_data
+from common.errors import Conflict, NotFound
+from common.money import format_decimal, format_money
+from common.rest_api import AwareDateTimeField, DecimalString, StrictCharField, request_data
 from customers.selectors import customer_get
 from invoices.serializers import InvoiceSerializer
 from plans.models import Meter

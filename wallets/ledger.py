@@ -12,16 +12,16 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text
-from billing.core.customer_text import money_text
-from billing.core.errors import InvalidRequest
-from billing.core.money import quantize_amount, quantize_money
 from billing.models import Subscription
-from billing.rating.lines import LineInput
+from common import customer_text
+from common.customer_text import money_text
+from common.errors import InvalidRequest
+from common.money import quantize_amount, quantize_money
 from customers.models import Customer
 from invoices.models import Invoice
 from invoices.services import invoice_create_purchase
 from plans.meter_scope import meter_scope_checked
+from plans.rating import LineInput
 from wallets.journal_entries import journal_commit_expired, journal_credits_expired
 from wallets.locks import wallet_lock
 from wallets.models import CreditBlock, LedgerEntry, Wallet

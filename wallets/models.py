@@ -10,8 +10,8 @@ from django.db.models import F, Q
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.money import AMOUNT, format_decimal
-from config.history import audit_history
+from common.history import audit_history
+from common.money import AMOUNT, format_decimal
 
 
 class Wallet(models.Model):

@@ -10,12 +10,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from billing.core import aborts, customer_text
-from billing.core.customer_text import money_text
-from billing.core.errors import InvalidRequest
-from billing.core.money import quantize_money
-from billing.core.vocabulary import LineKind
-from billing.rating.lines import LineInput
+from common import aborts, customer_text
+from common.customer_text import money_text
+from common.errors import InvalidRequest
+from common.money import quantize_money
+from common.vocabulary import LineKind
 from customers.models import Customer
 from invoices import checkout as stripe_checkout
 from invoices import collection
@@ -23,6 +22,7 @@ from invoices.models import Invoice, Purchase
 from invoices.services import invoice_create_purchase
 from plans.meter_scope import meter_scope_checked
 from plans.models import CreditPack, TaxRate
+from plans.rating import LineInput
 from wallets.alerts import alert_period_bounds, auto_top_up_alert_raise
 from wallets.ledger import (
     add_block,

@@ -20,8 +20,8 @@ from decimal import Decimal
 from django.db.models import Q, Sum
 from django.db.models.functions import TruncMonth
 
-from billing.core.money import format_money, quantize_money
-from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
+from common.money import format_money, quantize_money
+from common.spreadsheet_csv import Figure, SpreadsheetCsv
 from wallets.commit_models import Commit
 from wallets.models import CreditBlock, LedgerEntry
 from wallets.take_back import TAKEN_BACK

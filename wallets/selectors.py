@@ -5,10 +5,10 @@ from decimal import Decimal
 
 from django.db.models import F, Q, QuerySet
 
-from billing.core import rawsql
-from billing.rating.lines import Uncovered
+from common import rawsql
 from plans.meter_scope import applies
 from plans.models import CreditPack
+from plans.rating import Uncovered
 from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 
 ZERO = Decimal(0)
@@ -30,7 +30,7 @@ def wallet_balance(*, customer_id: int, kind: str, currency: str = "") -> Decima
     return ZERO if balance is None else balance
 
 
-# Written out (see billing.core.rawsql): the check reads it before every AI call. A block
+# Written out (see common.rawsql): the check reads it before every AI call. A block
 # without expiry never expires; one whose expiry has passed is no longer usable. The
 # customer and the currency are SQL (a placeholder, or a column of an outer query); the
 # kind and the moment (twice) are placeholders.
@@ -72,7 +72,7 @@ def wallet_usable_balance(
     return ZERO if total is None else total
 
 
-# Written out (see billing.core.rawsql): the check reads it before every AI call, so
+# Written out (see common.rawsql): the check reads it before every AI call, so
 # that a customer none of whose usable blocks (nor its auto top-up's pack) is for some
 # meters only, most of them, is answered from the balances as they are. Django stores an
 # empty list as the JSON text '[]' (jsonb on PostgreSQL); the customer is SQL, as in
@@ -120,7 +120,7 @@ def usable_blocks_sql() -> str:
     return _USABLE_BLOCKS.format(customer="%s", currency="%s")
 
 
-# Written out (see billing.core.rawsql): the check asks when the credits run short. A
+# Written out (see common.rawsql): the check asks when the credits run short. A
 # wallet has at most one auto top-up; the customer is SQL, as in usable_balance_sql.
 _AUTO_TOP_UP_CREDITS = (
     "SELECT k.credits FROM wallets_autotopup a "
@@ -226,7 +226,7 @@ def uncovered_totals(
     *, customer_id: int, start: datetime, end: datetime
 ) -> dict[tuple[str, str, str], Uncovered]:
     """What wallets could not pay for in [start, end), by (meter code, wallet kind,
-    wallet currency): units and shortfall. Written out (see billing.core.rawsql):
+    wallet currency): units and shortfall. Written out (see common.rawsql):
     every usage read asks."""
     fields = (
         UncoveredUsage._meta.get_field("meter"),
@@ -253,7 +253,7 @@ _MONEY_DRAWN = (
 
 def money_drawn(*, customer_id: int, currency: str, start: datetime, end: datetime) -> Decimal:
     """Money the customer's prepaid balance paid for usage in [start, end).
-    Written out (see billing.core.rawsql): a check against a spend limit reads it."""
+    Written out (see common.rawsql): a check against a spend limit reads it."""
     ((drawn,),) = rawsql.rows(
         _MONEY_DRAWN,
         [customer_id, Wallet.MONEY, currency, LedgerEntry.USAGE, start, end],

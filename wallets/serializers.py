@@ -1,8 +1,8 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.core.money import format_decimal, format_money
-from config.api import AwareDateTimeField, DecimalString, StrictCharField
+from common.money import format_decimal, format_money
+from common.rest_api import AwareDateTimeField, DecimalString, StrictCharField
 from plans.serializers import MeterScopeField
 from wallets.models import CreditBlock, LedgerEntry, Wallet
 

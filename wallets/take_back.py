@@ -21,15 +21,15 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
-from billing.core.errors import Conflict
-from billing.core.money import (
+from billing.locks import subscription_lock
+from common.errors import Conflict
+from common.money import (
     currency_exponent,
     format_decimal,
     format_money,
     quantize_amount,
     quantize_money,
 )
-from billing.locks import subscription_lock
 from invoices.models import CreditNote, Invoice
 from plans.meter_scope import draw_in_order
 from wallets.commit_models import Commit

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
-from config.celery import time_limits
+from common.task_sending import time_limits
 from wallets import ledger
 
 

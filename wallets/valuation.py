@@ -4,8 +4,8 @@ and the journal (wallets.journal_entries), so both say the same to the cent."""
 
 from decimal import Decimal, localcontext
 
-from billing.core.money import quantize_money
-from billing.rating.pricing import EXACT_PRECISION
+from common.money import quantize_money
+from plans.pricing import EXACT_PRECISION
 
 
 def sale_value(price: Decimal, used: Decimal, amount: Decimal) -> Decimal:

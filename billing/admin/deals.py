@@ -10,20 +10,20 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.admin.entitlements import deal_features_text
-from billing.core import customer_text
-from billing.core.admin_forms import (
+from billing.models import Subscription
+from common import customer_text
+from common.admin_forms import (
     ExactDecimalField,
     amount_text,
     amounts_in_currency,
     quantity_text,
 )
-from billing.core.vocabulary import ALLOWANCE_MODELS
-from billing.models import Subscription
-from billing.rating.pricing import PER_UNIT, PricingSpec
+from common.vocabulary import ALLOWANCE_MODELS
 from plans.models import Charge
 from plans.overrides import ChargeOverride, Overrides, overrides_from_json
 from plans.price_wording import choice_name, rate_changes
 from plans.price_wording import said as said_of
+from plans.pricing import PER_UNIT, PricingSpec
 from plans.selectors import version_spec
 
 TERM_LABELS = {

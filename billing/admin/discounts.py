@@ -7,8 +7,8 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from billing.coupon_rule import running_discount
 from billing.models import Subscription
-from billing.rating.discounts import running_discount
 from billing.subscriptions import discounts
 from plans.admin.coupons import coupon_off
 from plans.models import Coupon

@@ -13,13 +13,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_fields import moment_text
-from billing.core.admin_forms import add_billing_error, money_text, quantity_text
-from billing.core.errors import InvalidRequest
 from billing.integration_models import IntegrationSource
 from billing.integrations.calls import TOKEN_KINDS
 from billing.integrations.ingest import source_row
 from billing.integrations.mapping import SOURCE_NAMES, mapping_checked, mapping_save, models_seen_of
+from common.admin_fields import moment_text
+from common.admin_forms import add_billing_error, money_text, quantity_text
+from common.errors import InvalidRequest
 
 TOKEN_FIELD = "token_type_{}"
 

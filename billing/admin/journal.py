@@ -17,8 +17,6 @@ from django.urls import path, reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import RecordAdmin, amount_text
-from billing.core.errors import BillingError
 from billing.journal import export
 from billing.journal.entities import books_entities
 from billing.journal.functional import functional_missing, journal_functional_fill
@@ -26,6 +24,8 @@ from billing.journal.models import JournalAccount, JournalEntry, JournalPeriodLo
 from billing.journal.periods import REASON_MAX, journal_month_lock, journal_month_unlock
 from billing.journal.trial_balance import entity_trial_balance, trial_balance_lines
 from billing.journal.writer import month_start, next_month
+from common.admin_forms import RecordAdmin, amount_text
+from common.errors import BillingError
 
 VIEW_JOURNAL = "billing.view_journalentry"
 LIFT_LOCK = "billing.lift_journalperiodlock"

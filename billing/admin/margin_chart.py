@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import money_text
+from common.admin_forms import money_text
 
 WIDTH, HEIGHT = 660, 240
 TOP, PLOT = 12, 190  # the bars' area; the month names below it

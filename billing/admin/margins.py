@@ -7,7 +7,7 @@ The table comes a page of PAGE_ROWS rows at a time, sorted by revenue,
 margin or margin %, with the window's total under it; the lowest margins and
 the chart are on its first page; the CSV streams every row in the same order.
 Every figure comes from billing.margins.report and is shown through
-billing.core.admin_forms; the page adds nothing up. Reading it needs
+common.admin_forms; the page adds nothing up. Reading it needs
 billing.view_margins (Finance)."""
 
 from datetime import UTC, date, datetime, timedelta
@@ -26,8 +26,6 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.admin.margin_chart import month_chart
-from billing.core.admin_forms import RecordAdmin, amount_text, percent_text, quantity_text
-from billing.core.periods import month_start, on_the_hour
 from billing.margins.ordering import DEFAULT_SORT, sorted_margins
 from billing.margins.report import (
     VIEWS,
@@ -41,6 +39,8 @@ from billing.margins.report import (
 )
 from billing.models import MarginReport
 from billing.usage.rollups import hour_of
+from common.admin_forms import RecordAdmin, amount_text, percent_text, quantity_text
+from common.periods import month_start, on_the_hour
 from customers.billing_entities import billing_entity_zone
 from customers.models import Customer
 from plans.validation import available_timezones

@@ -3,7 +3,7 @@ customer list and a line on a customer's page, and the admin dashboard's tile.
 The window is the current month in the default billing entity's zone up to
 the hour after now (the margins page's default,
 billing.admin.margins.month_so_far); every figure is billing.margins.report's,
-written out through billing.core.admin_forms. Only for users with
+written out through common.admin_forms. Only for users with
 billing.view_margins (Finance). The tile may be asked in a report currency:
 one row of every customer, converted by the report (billing.revenue.conversion)."""
 
@@ -15,8 +15,8 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext
 
 from billing.admin.margins import VIEW_MARGINS, customer_currencies, local_input, month_so_far
-from billing.core.admin_forms import money_text, percent_text
 from billing.margins.report import Margin, margins, month_margins
+from common.admin_forms import money_text, percent_text
 from customers.billing_entities import billing_entity_zone
 from customers.models import BillingEntity
 

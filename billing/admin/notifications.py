@@ -7,7 +7,6 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import ActionsRecordAdmin, short_text
 from billing.models import (
     WEBHOOK_EVENT_TYPES,
     Alert,
@@ -17,6 +16,7 @@ from billing.models import (
     WebhookEndpoint,
 )
 from billing.notifications import channels, webhooks
+from common.admin_forms import ActionsRecordAdmin, short_text
 
 
 class WebhookEndpointForm(forms.ModelForm):

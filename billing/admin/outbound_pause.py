@@ -16,10 +16,10 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
-from billing.core.admin_forms import RecordAdmin
 from billing.models import OutboundPause
 from billing.notifications.outbound_pause import outbound_paused
+from common.admin_confirm import Confirmation, confirmation_page, is_confirmed
+from common.admin_forms import RecordAdmin
 from invoices.restore_pause import Held, outbound_held, outbound_pause_state, outbound_resume
 
 VIEW = "billing.view_outboundpause"

@@ -8,10 +8,10 @@ from datetime import datetime
 from django.conf import settings
 from django.utils.translation import gettext, ngettext
 
-from billing.core.admin_fields import moment_text
-from billing.core.admin_forms import money_text, quantity_text
 from billing.models import PlanMigration
 from billing.subscriptions import bulk_migration
+from common.admin_fields import moment_text
+from common.admin_forms import money_text, quantity_text
 from plans.feature_models import Feature
 
 

@@ -23,16 +23,16 @@ from billing.admin.plan_migration_words import (
     finalization_text,
     migration_consequences,
 )
-from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
-from billing.core.admin_fields import moment_text
-from billing.core.admin_forms import RecordAdmin, money_text, quantity_text
-from billing.core.stored_words import in_readers_language
 from billing.models import (
     PlanMigration,
     PlanMigrationItem,
     Subscription,
 )
 from billing.subscriptions import bulk_migration
+from common.admin_confirm import Confirmation, confirmation_page, is_confirmed
+from common.admin_fields import moment_text
+from common.admin_forms import RecordAdmin, money_text, quantity_text
+from common.stored_words import in_readers_language
 from plans.models import PlanVersion
 from plans.selectors import versions_by_plan_name
 

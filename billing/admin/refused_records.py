@@ -12,7 +12,6 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import RecordAdmin, short_text
 from billing.integration_models import RefusedRecord
 from billing.integrations.refused_records import record_value
 from billing.integrations.replay import (
@@ -20,6 +19,7 @@ from billing.integrations.replay import (
     refused_records_replay,
     refused_records_replay_enqueue,
 )
+from common.admin_forms import RecordAdmin, short_text
 
 REPLAY_PERMISSION = "billing.replay_refusedrecord"
 

@@ -17,15 +17,15 @@ from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import (
+from billing.simulation import engine, period_subscriptions, report
+from common.admin_forms import (
     add_billing_error,
     amount_text,
 )
-from billing.core.customer_text import day_time
-from billing.core.errors import BillingError
-from billing.core.periods import month_start
-from billing.core.stored_words import in_readers_language
-from billing.simulation import engine, period_subscriptions, report
+from common.customer_text import day_time
+from common.errors import BillingError
+from common.periods import month_start
+from common.stored_words import in_readers_language
 from customers.models import Customer
 from plans.models import (
     Plan,

@@ -16,15 +16,15 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core import customer_text
-from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
-from billing.core.admin_fields import moment_text
-from billing.core.admin_forms import money_text
-from billing.core.errors import BillingError
 from billing.invoicing.period_lines import UsageSoFar, usage_so_far
 from billing.invoicing.unused_time import plan_unused_credit
 from billing.models import Subscription
 from billing.subscriptions import lifecycle
+from common import customer_text
+from common.admin_confirm import Confirmation, confirmation_page, is_confirmed
+from common.admin_fields import moment_text
+from common.admin_forms import money_text
+from common.errors import BillingError
 from wallets.commit_models import Commit
 from wallets.commits import CREDIT, EXPIRE, access_left
 

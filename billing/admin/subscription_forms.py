@@ -14,12 +14,12 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.admin.deals import DealFields, deal_from, deal_setup, stored_deal
 from billing.admin.discounts import DiscountFields
-from billing.core import customer_text
-from billing.core.admin_fields import ZonedDateTimeField
-from billing.core.admin_forms import ExactIntegerField, add_billing_error, money_text
-from billing.core.errors import BillingError
 from billing.models import Subscription
 from billing.subscriptions import deals, lifecycle
+from common import customer_text
+from common.admin_fields import ZonedDateTimeField
+from common.admin_forms import ExactIntegerField, add_billing_error, money_text
+from common.errors import BillingError
 from customers.models import Customer
 from plans.models import PlanVersion
 from plans.selectors import versions_by_plan_name

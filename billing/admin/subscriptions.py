@@ -21,16 +21,16 @@ from billing.admin.subscription_forms import (
     SubscriptionCreateForm,
     version_choice_text,
 )
-from billing.core import customer_text
-from billing.core.admin_fields import moment_text, period_cell, period_text
-from billing.core.admin_forms import quantity_text
-from billing.core.admin_history import AuditHistoryAdmin
-from billing.core.errors import BillingError
 from billing.models import (
     Subscription,
     SubscriptionChange,
 )
 from billing.subscriptions import lifecycle
+from common import customer_text
+from common.admin_fields import moment_text, period_cell, period_text
+from common.admin_forms import quantity_text
+from common.admin_history import AuditHistoryAdmin
+from common.errors import BillingError
 from invoices.models import CreditNote, Invoice
 
 # Finance's permission for a subscription's deal and discount (ops change the

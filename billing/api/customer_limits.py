@@ -9,11 +9,11 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.core.errors import InvalidRequest
-from billing.core.money import format_decimal, format_money
-from billing.core.periods import iso
 from billing.usage.customer_limits import BUDGET, limits_save, limits_spent
 from billing.usage.reads import period_now, subscription_live
+from common.errors import InvalidRequest
+from common.money import format_decimal, format_money
+from common.periods import iso
 from customers.limits import limits_history, limits_stored
 from customers.models import CustomerLimitChange
 from customers.selectors import customer_get

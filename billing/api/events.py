@@ -8,14 +8,14 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.core.errors import BillingError, InvalidRequest
-from billing.core.storable import may_hold_unstorable_text
 from billing.serializers import (
     EventBatchResultSerializer,
     EventBatchSerializer,
 )
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, batch_parse, events_ingest
-from config.api import error_body
+from common.errors import BillingError, InvalidRequest
+from common.rest_api import error_body
+from common.storable import may_hold_unstorable_text
 from customers.models import ApiKey
 
 

@@ -28,7 +28,6 @@ from rest_framework.views import APIView
 from billing.api.events import PayloadTooLarge, read_body, rejected_body
 from billing.api.report_queries import refuse_unknown
 from billing.api.usage import parse_time_param
-from billing.core.errors import InvalidRequest, NotFound
 from billing.integration_models import IntegrationSource, RefusedRecord
 from billing.integrations import litellm, openrouter, otlp
 from billing.integrations.calls import MAX_CALLS_PER_REQUEST, REFUSAL_CODES
@@ -52,7 +51,8 @@ from billing.integrations.mapping import (
 from billing.integrations.refused_records import record_value, refused_records_of
 from billing.integrations.replay import refused_record_replay
 from billing.serializers import GatewayResultSerializer
-from config.api import CursorPagination
+from common.errors import InvalidRequest, NotFound
+from common.rest_api import CursorPagination
 from customers.models import ApiKey
 from plans.api import paginated
 

@@ -21,14 +21,14 @@ from rest_framework import negotiation, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.core.errors import InvalidRequest, NotFound
-from billing.core.money import format_decimal, format_money
 from billing.journal import export
 from billing.journal.entities import books_entity
 from billing.journal.models import JournalEntry, JournalPeriodLock
 from billing.journal.periods import journal_month_lock, journal_month_unlock, month_parse
 from billing.journal.trial_balance import entity_trial_balance
-from config.api import CursorPagination, request_data
+from common.errors import InvalidRequest, NotFound
+from common.money import format_decimal, format_money
+from common.rest_api import CursorPagination, request_data
 from customers.models import ApiKey
 from plans.api import paginated
 

@@ -13,8 +13,8 @@ from billing.api.report_queries import (
     report_window,
 )
 from billing.api.revenue import MISSING_RATES, REPORT_CURRENCY
-from billing.core.money import format_decimal, format_money
 from billing.margins.report import margins
+from common.money import format_decimal, format_money
 from customers.models import ApiKey
 
 PARAMS = frozenset(

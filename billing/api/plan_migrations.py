@@ -11,9 +11,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.api.subscriptions import subscriptions_with_plans, target_version
-from billing.core.errors import InvalidRequest
-from billing.core.money import format_money
-from billing.core.periods import iso
 from billing.models import PlanMigration, Subscription
 from billing.serializers import (
     MAX_MIGRATION_SUBSCRIPTIONS,
@@ -23,7 +20,10 @@ from billing.serializers import (
     PlanMigrationSerializer,
 )
 from billing.subscriptions import bulk_migration
-from config.api import request_data
+from common.errors import InvalidRequest
+from common.money import format_money
+from common.periods import iso
+from common.rest_api import request_data
 from plans.models import Plan
 
 

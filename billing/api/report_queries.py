@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from billing.core.errors import InvalidRequest
-from billing.core.money import is_known_currency
-from billing.core.periods import on_the_hour, parse_instant
 from billing.margins.report import VIEWS, price_by_properties, window_currencies
+from common.errors import InvalidRequest
+from common.money import is_known_currency
+from common.periods import on_the_hour, parse_instant
 from customers.billing_entities import billed_by, billing_entity_by_code, billing_entity_zone
 from customers.models import BillingEntity
 

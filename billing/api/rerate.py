@@ -6,13 +6,12 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.core.errors import CustomerNotFound, InvalidRequest
-from billing.core.money import format_money
-from billing.core.periods import iso
 from billing.invoicing.rerating import Rerating, usage_rerate
 from billing.serializers import RerateResultSerializer, RerateSerializer
-from config.api import request_data
-from config.schema import ErrorSerializer
+from common.errors import CustomerNotFound, InvalidRequest
+from common.money import format_money
+from common.periods import iso
+from common.rest_api import ErrorSerializer, request_data
 from customers.models import ApiKey, Customer
 from plans.models import Meter
 

@@ -17,8 +17,8 @@ from billing.api.report_queries import (
     report_group_by,
     report_window,
 )
-from billing.core.money import format_money
 from billing.revenue.earned import VIEWS, earned_converted, earned_window
+from common.money import format_money
 from customers.models import ApiKey, Customer
 
 PARAMS = frozenset(

@@ -15,11 +15,11 @@ from rest_framework.views import APIView
 
 from billing.api.journal import _range
 from billing.api.report_queries import MAX_DAYS
-from billing.core.errors import InvalidRequest
-from billing.core.money import format_money
 from billing.journal.entities import books_entity, functional_currency_of
 from billing.revenue.bridge import revenue_bridge
 from billing.revenue.recognition import sellers
+from common.errors import InvalidRequest
+from common.money import format_money
 from customers.models import ApiKey
 
 PARAMS = frozenset({"from", "to", "billing_entity"})

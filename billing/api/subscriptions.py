@@ -11,7 +11,6 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.core.errors import InvalidRequest
 from billing.models import Subscription, SubscriptionChange
 from billing.serializers import (
     CancelSerializer,
@@ -23,8 +22,8 @@ from billing.serializers import (
     SubscriptionSerializer,
 )
 from billing.subscriptions import deals, discounts, lifecycle
-from config.api import request_data
-from config.schema import ErrorSerializer
+from common.errors import InvalidRequest
+from common.rest_api import ErrorSerializer, request_data
 from customers.models import Customer
 from invoices.api import credit_notes_query, invoices_query
 from invoices.serializers import CreditNoteSerializer, InvoiceSerializer

@@ -12,11 +12,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.core import rawsql
-from billing.core.customer_text import customer_zone
-from billing.core.errors import CustomerNotFound, InvalidRequest
-from billing.core.money import format_decimal, format_money
-from billing.core.periods import iso, month_start, parse_instant, period_containing
+from billing.api.fast_answer import FastAnswerApi
 from billing.invoicing.discounts import usage_discounted
 from billing.models import Subscription
 from billing.notifications import alerts
@@ -26,8 +22,12 @@ from billing.serializers import (
 from billing.usage import check, reads
 from billing.usage.metering import meter_cache
 from billing.usage.summary import period_usage, usage_body, usage_broken_down
-from config.api import json_body, validated
-from config.fast_answer import FastAnswerApi
+from common import rawsql
+from common.customer_text import customer_zone
+from common.errors import CustomerNotFound, InvalidRequest
+from common.money import format_decimal, format_money
+from common.periods import iso, month_start, parse_instant, period_containing
+from common.rest_api import json_body, validated
 from customers.models import ApiKey
 from wallets.serializers import CheckSerializer
 
@@ -166,7 +166,7 @@ class CheckApi(FastAnswerApi):
     required_scopes = {"POST": (ApiKey.SCOPE_READ, ApiKey.SCOPE_EVENTS_WRITE)}
     body_serializer = CheckSerializer
     schema_may_conflict = False  # a question, not a write
-    # A plain 200 is answered ahead of DRF's request (config.fast_answer).
+    # A plain 200 is answered ahead of DRF's request (billing.api.fast_answer).
     fast_method = "POST"
     takes_body = True
 

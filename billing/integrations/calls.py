@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
-from billing.core.storable import unstorable_text_reason
 from billing.integrations.model_names import PricedModel, priced_model
 from billing.usage.ingestion import INVALID, MAX_ID_LENGTH, UNKNOWN_CUSTOMER
+from common.storable import unstorable_text_reason
 
 INPUT = "input"
 OUTPUT = "output"

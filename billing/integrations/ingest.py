@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
-from billing.core import metrics
 from billing.integration_models import MODELS_SEEN, RECENT_CALLS, IntegrationSource
 from billing.integrations.calls import (
     INVALID,
@@ -42,6 +41,7 @@ from billing.integrations.model_names import PricedModel, unpriced
 from billing.integrations.refused_records import refused_records_keep
 from billing.integrations.unpriced_alerts import UnpricedCall, unpriced_models_announce
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, Rejection, batch_parse, events_ingest
+from common import metrics
 
 DEFAULT_EVENT_NAME = "llm.tokens"
 # customer_from naming no one field: each kind of record the source sends names the

@@ -17,7 +17,6 @@ billing.integrations.model_names."""
 
 from collections.abc import Mapping
 
-from billing.core.nesting import TOO_DEEP
 from billing.integrations.calls import (
     AUDIO_INPUT,
     AUDIO_OUTPUT,
@@ -42,6 +41,7 @@ from billing.integrations.calls import (
     text_field,
     token_count,
 )
+from common.nesting import TOO_DEEP
 
 # customer_from -> where the payload names the customer: its end user (the
 # request's `user`: LiteLLM's proxy puts it in `end_user` and the metadata's

@@ -7,11 +7,11 @@ card's default row, which finance must see before the invoice does."""
 
 from collections.abc import Mapping
 
-from billing.core.errors import InvalidRequest
 from billing.integration_models import IntegrationSource
 from billing.integrations import litellm
 from billing.integrations.calls import TOKEN_KINDS, RecordRejected, text_field
 from billing.integrations.model_names import priced_model, unpriced
+from common.errors import InvalidRequest
 from plans.models import ChargeRate, PlanVersion
 
 FIELDS = ("event_name", "customer_from", "models", "token_types")

@@ -33,7 +33,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
 
-from billing.core.periods import parse_instant
 from billing.integrations.calls import (
     BAD_TOKENS,
     CACHE_WRITE,
@@ -58,6 +57,7 @@ from billing.integrations.calls import (
 )
 from billing.integrations.ingest import PER_KIND, UNREADABLE
 from billing.integrations.litellm import METADATA_PREFIX
+from common.periods import parse_instant
 
 GENERATION = "generation"
 COMPLETION = "completion"

@@ -30,7 +30,7 @@ from billing.integration_models import RefusedRecord
 # field a reader takes (billing.integrations.calls.MAX_TEXT).
 LONG_TEXT = 1000
 # Deeper than any record a reader reads (JSON bodies nest at most 64 levels,
-# billing.core.nesting; protobuf messages at most 100).
+# common.nesting; protobuf messages at most 100).
 MAX_DEPTH = 128
 # Rows inserted a statement, deleted a statement.
 INSERT_BATCH = 200

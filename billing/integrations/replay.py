@@ -8,7 +8,6 @@ sent again by its gateway as well, is billed once."""
 from dataclasses import dataclass
 from datetime import datetime
 
-from billing.core.errors import Conflict
 from billing.integration_models import IntegrationSource, RefusedRecord
 from billing.integrations import litellm, openrouter, otlp
 from billing.integrations.ingest import (
@@ -22,7 +21,8 @@ from billing.integrations.ingest import (
 )
 from billing.integrations.refused_records import storable_text
 from billing.usage.ingestion import batch_parse
-from config.celery import enqueue_on_commit
+from common.errors import Conflict
+from common.task_sending import enqueue_on_commit
 
 # What a replay became (RefusedRecord.replay_outcome).
 ACCEPTED = "accepted"

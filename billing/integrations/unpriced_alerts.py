@@ -14,10 +14,10 @@ from datetime import datetime
 
 from django.db import transaction
 
-from billing.core.periods import iso
 from billing.integration_models import UnpricedModel
 from billing.models import Alert
 from billing.notifications.alerts import alert_raise
+from common.periods import iso
 from customers.models import Customer
 
 # How many (source, model) a process remembers as announced; past it, it forgets

@@ -15,9 +15,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 
-from billing.core import customer_text, rawsql
-from billing.core.aborts import retried_when_aborted
-from billing.core.errors import Conflict
+from billing.coupon_rule import running_discount_none
 from billing.invoicing.discounts import closing_lines, discounts_end, period_discount_lines
 from billing.invoicing.period_lines import (
     bill_usage,
@@ -30,13 +28,15 @@ from billing.invoicing.period_lines import (
 from billing.locks import subscription_lock, subscriptions_lock
 from billing.models import Subscription
 from billing.notifications.entitlements import entitlements_announce, entitlements_of
-from billing.rating import lines as rating
-from billing.rating.discounts import running_discount_none
 from billing.usage.billed_parts import threshold_billed_none
 from billing.usage.metering import meter_cache
 from billing.usage.period_fees import proration_text, remaining_fraction
+from common import customer_text, rawsql
+from common.aborts import retried_when_aborted
+from common.errors import Conflict
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft, invoices_finalize_due
+from plans import rating
 from plans.overrides import subscription_spec, terms_spec
 from plans.taxes import customer_tax_rates_alike
 from plans.validation import VersionSpec
@@ -341,7 +341,7 @@ def _close_group(subscription_ids: list[int], as_of: datetime) -> int:
     fails, it closes again one subscription per transaction, so that a
     subscription that cannot close fails alone (it raises; those before it are
     closed) and a deadlock with another run costs a retry, not the run; alone, a
-    close the database aborts is tried again (billing.core.aborts)."""
+    close the database aborts is tried again (common.aborts)."""
     together = len(subscription_ids) > 1
     try:
         if together:

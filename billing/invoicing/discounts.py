@@ -15,16 +15,16 @@ from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text
-from billing.core.money import quantize_money
-from billing.core.vocabulary import LineKind
+from billing.coupon_rule import discount_amount, running_discount
 from billing.invoicing.period_lines import next_period_fixed_lines
 from billing.models import Discount, Subscription
-from billing.rating.discounts import discount_amount, running_discount
-from billing.rating.lines import LineInput
 from billing.usage.priced import UsageSummary
 from billing.usage.summary import PeriodUsage
+from common import customer_text
+from common.money import quantize_money
+from common.vocabulary import LineKind
 from invoices.totals import invoice_totals
+from plans.rating import LineInput
 
 ZERO = Decimal(0)
 USAGE_INVOICED = LineKind.USAGE_INVOICED
@@ -84,7 +84,7 @@ def closing_lines(*, subscription: Subscription, lines: list[LineInput]) -> list
 def discount_of(discount: Discount, *, lines: list[LineInput], currency: str) -> Decimal:
     """What `discount` takes off the period invoice made of `lines`: of its
     subtotal, with what the period's threshold invoices billed (the lines taking
-    them off say how much) as billed earlier (rating.discounts.discount_amount)."""
+    them off say how much) as billed earlier (billing.coupon_rule.discount_amount)."""
     subtotal = invoice_totals(lines, rates=[], currency=currency).total
     billed_earlier = -sum(
         (quantize_money(line.amount, currency) for line in lines if line.kind == USAGE_INVOICED),

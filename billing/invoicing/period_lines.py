@@ -2,7 +2,7 @@
 fees in advance (prorated for a first partial period or a seat change), usage
 in arrears with the minimum commitment true-up, late usage re-rated within the
 late window, and the usage billed so far at a plan change. Each is rated by
-billing.rating.lines and handed to invoices.services as LineInput."""
+plans.rating and handed to invoices.services as LineInput."""
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -12,18 +12,18 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text, rawsql
-from billing.core.periods import period_containing
-from billing.core.vocabulary import LineKind
 from billing.locks import billed_periods_lock
 from billing.models import BilledPeriod, Subscription
-from billing.rating import lines as rating
-from billing.rating.commits import CommitDraw
-from billing.rating.lines import LineInput
 from billing.usage.breakdowns import ADDITIVE, top_and_rest, usage_groups
 from billing.usage.metering import meter_cache
 from billing.usage.statement import COMMIT_BILLED, meter_names, period_statement, usage_part
+from common import customer_text, rawsql
+from common.periods import period_containing
+from common.vocabulary import LineKind
+from plans import rating
+from plans.commit_drawdown import CommitDraw
 from plans.overrides import terms_spec
+from plans.rating import LineInput
 from plans.validation import VersionSpec
 from wallets.commits import commit_draw_record
 

@@ -19,19 +19,19 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Q
 
-from billing.core import customer_text
-from billing.core.errors import Conflict
-from billing.core.vocabulary import LineKind
 from billing.invoicing.period_lines import line_inputs
 from billing.locks import subscription_lock
 from billing.models import BilledPeriod, Subscription, ThresholdBilling
-from billing.rating import lines as rating
 from billing.usage.billed_parts import ThresholdBilled
 from billing.usage.statement import period_statement
+from common import customer_text
+from common.errors import Conflict
+from common.vocabulary import LineKind
 from customers.locks import customer_lock
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
 from invoices.totals import invoice_totals
+from plans import rating
 from plans.overrides import subscription_spec
 
 logger = logging.getLogger(__name__)

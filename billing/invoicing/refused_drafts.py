@@ -16,11 +16,11 @@ from django.db import transaction
 from django.db.models import ProtectedError, Q
 
 from billing.billed_models import BilledPeriod
-from billing.core import rawsql
-from billing.core.errors import Conflict, NotFound
-from billing.core.vocabulary import LineKind
 from billing.locks import subscription_lock
 from billing.models import Discount, Subscription
+from common import rawsql
+from common.errors import Conflict, NotFound
+from common.vocabulary import LineKind
 from invoices.locks import invoice_lock
 from invoices.models import Invoice
 from invoices.refused_drafts import refused_draft_check

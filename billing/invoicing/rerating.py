@@ -34,10 +34,6 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text
-from billing.core.errors import Conflict, InvalidRequest
-from billing.core.money import quantize_money
-from billing.core.vocabulary import LineKind
 from billing.integrations.remapping import Renamed, gateway_models_rename
 from billing.invoicing.period_lines import (
     RatedAgain,
@@ -50,6 +46,10 @@ from billing.models import BilledPeriod, Subscription, UsageEvent
 from billing.usage.metering import meter_cache
 from billing.usage.rollups import rollup_lock
 from billing.usage.statement import COMMIT_BILLED, meter_names, usage_part
+from common import customer_text
+from common.errors import Conflict, InvalidRequest
+from common.money import quantize_money
+from common.vocabulary import LineKind
 from customers.locks import customers_lock
 from customers.models import Customer
 from invoices.credit_notes import (

@@ -26,10 +26,9 @@ from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
-from billing.core.errors import Conflict
-from billing.core.vocabulary import LineKind
 from billing.models import Subscription
-from billing.rating.lines import LineInput
+from common.errors import Conflict
+from common.vocabulary import LineKind
 from customers.billing_entities import customer_billing_entity
 from invoices.credit_notes import (
     CreditLineInput,
@@ -42,6 +41,7 @@ from invoices.credit_notes import (
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.sellers import seller_check
 from invoices.services import invoice_finalize
+from plans.rating import LineInput
 
 ZERO = Decimal(0)
 # The lines that charge a period's fixed fees in advance.

@@ -14,7 +14,7 @@ the revenue report and the books recognize alike:
 
 from datetime import datetime
 
-from billing.core.vocabulary import LineKind
+from common.vocabulary import LineKind
 
 # Earned as the usage happened, billed after it.
 USAGE_KINDS = (LineKind.USAGE, LineKind.OVERAGE, LineKind.UNCOVERED_USAGE, LineKind.LATE_USAGE)

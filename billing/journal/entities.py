@@ -1,7 +1,7 @@
 """The sellers whose books the journal keeps, by the code its entries carry."""
 
-from billing.core.errors import InvalidRequest
 from billing.journal.models import JournalEntry
+from common.errors import InvalidRequest
 from customers.models import BillingEntity
 
 

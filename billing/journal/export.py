@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from billing.core.errors import InvalidRequest
-from billing.core.money import currency_exponent, format_decimal, format_money, is_known_currency
-from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
 from billing.journal.entities import books_entity
 from billing.journal.functional import functional_missing_refusal
 from billing.journal.models import JournalEntry
+from common.errors import InvalidRequest
+from common.money import currency_exponent, format_decimal, format_money, is_known_currency
+from common.spreadsheet_csv import Figure, SpreadsheetCsv
 
 CSV_COLUMNS = [
     "id",

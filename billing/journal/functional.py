@@ -22,9 +22,9 @@ from decimal import Decimal, localcontext
 from django.db import transaction
 from django.db.models import Q
 
-from billing.core.errors import InvalidRequest
-from billing.core.money import EXACT_DIGITS, quantize_amount, quantize_money
 from billing.journal.models import AccountKind, JournalEntry
+from common.errors import InvalidRequest
+from common.money import EXACT_DIGITS, quantize_amount, quantize_money
 from plans.exchange_rates import RateBook, pair_name
 
 ZERO = Decimal(0)

@@ -8,9 +8,9 @@ from datetime import date, datetime
 
 from django.db import IntegrityError, transaction
 
-from billing.core.errors import Conflict, InvalidRequest, NotFound
 from billing.journal.models import JournalPeriodLock
 from billing.journal.writer import document_day, month_start
+from common.errors import Conflict, InvalidRequest, NotFound
 
 MONTH = re.compile(r"([0-9]{4})-([0-9]{2})", re.ASCII)
 

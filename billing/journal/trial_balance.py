@@ -11,12 +11,12 @@ from decimal import Decimal
 from django.db.models import Case, DecimalField, F, Max, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
 
-from billing.core.errors import InvalidRequest
-from billing.core.money import format_money
-from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
 from billing.journal.entities import functional_currency_of
 from billing.journal.functional import functional_missing_refusal
 from billing.journal.models import MONEY, JournalEntry
+from common.errors import InvalidRequest
+from common.money import format_money
+from common.spreadsheet_csv import Figure, SpreadsheetCsv
 
 ZERO = Decimal(0)
 

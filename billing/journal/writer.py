@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from billing.core.errors import Conflict
 from billing.journal.accounts import AccountBook
 from billing.journal.functional import (
     FunctionalLeg,
@@ -21,6 +20,7 @@ from billing.journal.functional import (
     stored_rate,
 )
 from billing.journal.models import AccountKind, JournalEntry, JournalPeriodLock
+from common.errors import Conflict
 from customers.billing_entities import customer_billing_entity
 from customers.models import BillingEntity, Customer
 from plans.exchange_rates import rate_at

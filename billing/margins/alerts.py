@@ -20,12 +20,12 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from billing.core.money import format_decimal, format_money
-from billing.core.periods import iso
 from billing.margins.report import Margin, margins
 from billing.models import Alert, Subscription
 from billing.notifications.alerts import alert_payload, alert_raise
 from billing.usage import reads
+from common.money import format_decimal, format_money
+from common.periods import iso
 from customers.models import Customer
 
 # Up to this many customers sharing a period start, their margins are read for

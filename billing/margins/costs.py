@@ -24,7 +24,7 @@ and a missing rate is named with the day it is missing from
 Only meters whose quantities add up (count, sum) are costed; on PostgreSQL the
 rows not folded yet are read with the rollups (billing.usage.folding).
 
-A row stored before the bound on a unit's cost (billing.core.money.MAX_UNIT_PRICE),
+A row stored before the bound on a unit's cost (common.money.MAX_UNIT_PRICE),
 or a cost larger than an amount holds, costs nothing either: its quantity is
 counted as uncosted and the usage says why (`problems`), so that a report shows
 the row instead of failing on it."""
@@ -36,11 +36,7 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 from functools import cached_property
 
-from billing.core import rawsql
-from billing.core.money import MAX_INTEGER_DIGITS, unit_price_too_large
 from billing.models import UsagePropertyRollup
-from billing.rating.pricing import EXACT_PRECISION
-from billing.rating.rate_cards import Combination, RateSpec, row_index, when_of
 from billing.revenue.conversion import MissingRate, missing_rate
 from billing.usage.folding import GROUPS, HOURLY
 from billing.usage.metering import (
@@ -49,9 +45,13 @@ from billing.usage.metering import (
     combination_values,
     meter_cache,
 )
+from common import rawsql
+from common.money import MAX_INTEGER_DIGITS, unit_price_too_large
 from customers.models import Customer
 from plans.exchange_rates import RateBook, pair_name
 from plans.models import CostRate, Meter
+from plans.pricing import EXACT_PRECISION
+from plans.rate_card_pricing import Combination, RateSpec, row_index, when_of
 from plans.rate_cards import RATED_AGGREGATIONS
 
 ZERO = Decimal(0)

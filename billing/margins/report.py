@@ -28,19 +28,19 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 
 from django.utils import timezone
 
-from billing.core.money import format_decimal, format_money, quantize_money
-from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
 from billing.margins.costs import usage_costs
 from billing.models import Subscription
-from billing.rating.pricing import EXACT_PRECISION
 from billing.revenue.conversion import MissingRate
 from billing.revenue.earned import VIEWS, EarnedWindow, earned_converted, earned_window
 from billing.revenue.plans_in_effect import plans_in_effect
 from billing.usage.metering import meter_cache
 from billing.usage.rollups import hour_of
+from common.money import format_decimal, format_money, quantize_money
+from common.spreadsheet_csv import Figure, SpreadsheetCsv
 from customers.models import Customer
 from invoices.models import Invoice
 from plans.models import PlanVersion
+from plans.pricing import EXACT_PRECISION
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Webhooks go only to public https:// URLs (billing.core.webhook_targets), and a failed
+"""Webhooks go only to public https:// URLs (common.webhook_targets), and a failed
 delivery keeps its status code and a short fixed text. The errors recorded before
 quoted the receiver's answer (an internal service's reply, possibly): they are
 replaced here by the fixed text that the status code calls for."""

@@ -12,12 +12,12 @@ from decimal import Decimal, InvalidOperation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing.core import customer_text
-from billing.core.customer_text import CustomerText
-from billing.core.vocabulary import ConsumptionModel
 from billing.integration_models import IntegrationSource
 from billing.models import Alert
 from billing.notifications import channel_messages
+from common import customer_text
+from common.customer_text import CustomerText
+from common.vocabulary import ConsumptionModel
 from customers.models import Customer
 
 SUBJECTS = {

@@ -14,16 +14,16 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
 
-from billing.core import outbound_record
-from billing.core.customer_text import CustomerText
-from billing.core.errors import InvalidRequest
-from billing.core.money import format_money
-from billing.core.periods import iso
 from billing.models import Alert, AlertTeamRecipient
 from billing.notifications import channels, webhooks
 from billing.notifications.alert_emails import alert_email
 from billing.notifications.outbound_pause import outbound_paused
-from config.celery import enqueue_on_commit
+from common import outbound_record
+from common.customer_text import CustomerText
+from common.errors import InvalidRequest
+from common.money import format_money
+from common.periods import iso
+from common.task_sending import enqueue_on_commit
 from customers.billing_entities import customer_billing_entity, seller_from_email
 from customers.models import Customer
 
@@ -245,7 +245,7 @@ def alert_email_send(*, alert: Alert, now: datetime) -> bool:
             sender,
             team,
         )
-    # Sent: said outside the database first (billing.core.outbound_record).
+    # Sent: said outside the database first (common.outbound_record).
     outbound_record.record_append(
         what=outbound_record.ALERT_EMAILED,
         at=now,

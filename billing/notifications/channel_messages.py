@@ -18,7 +18,7 @@ from decimal import Decimal
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
-from billing.core.customer_text import CustomerText
+from common.customer_text import CustomerText
 from customers.limits_text import change_words
 
 STOP = "stop"

@@ -21,7 +21,6 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 
-from billing.core.customer_text import CustomerText
 from billing.locks import channel_message_claim
 from billing.models import Alert, ChannelMessage
 from billing.notifications.alert_emails import alert_email
@@ -40,7 +39,8 @@ from billing.notifications.webhooks import (
     retry_delay,
     webhook_post,
 )
-from config.celery import enqueue_on_commit
+from common.customer_text import CustomerText
+from common.task_sending import enqueue_on_commit
 from customers.billing_entities import customer_billing_entity, seller_from_email
 from customers.limits import EMAIL, limits_of
 from customers.models import CustomerLimitChange

@@ -7,7 +7,7 @@ the hex being HMAC-SHA256(secret, f"{t}.{body}"). A receiver recomputes it over
 the raw body and refuses an old timestamp, which stops replays
 (webhook_signature_verify does exactly that).
 
-A delivery goes only where billing.core.webhook_targets allows (https:// to public
+A delivery goes only where common.webhook_targets allows (https:// to public
 addresses), checked again at every attempt and sent to the addresses checked.
 An attempt that failed keeps its status code and a short fixed text, never the
 receiver's answer.
@@ -29,13 +29,13 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Q
 
-from billing.core.errors import WebhookSignatureError
-from billing.core.periods import iso
-from billing.core.webhook_targets import WebhookTarget, WebhookTargetRefused, webhook_target_resolve
 from billing.locks import webhook_delivery_claim
 from billing.models import Alert, WebhookDelivery, WebhookEndpoint
 from billing.notifications.outbound_pause import outbound_paused
-from config.celery import enqueue_on_commit
+from common.errors import WebhookSignatureError
+from common.periods import iso
+from common.task_sending import enqueue_on_commit
+from common.webhook_targets import WebhookTarget, WebhookTargetRefused, webhook_target_resolve
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)

@@ -18,13 +18,13 @@ from django.db import transaction
 from django.db.models import F, Min, Q, Sum
 from django.db.models.functions import Coalesce
 
-from billing.core.money import quantize_money
-from billing.core.vocabulary import ConsumptionModel, LineKind
 from billing.models import AccruedLine, Subscription
-from billing.rating.lines import LineInput
 from billing.usage.statement import period_statement
+from common.money import quantize_money
+from common.vocabulary import ConsumptionModel, LineKind
 from invoices.services import usage_groups_as_stored
 from plans.models import PlanVersion
+from plans.rating import LineInput
 from plans.selectors import version_spec
 from plans.validation import VersionSpec
 

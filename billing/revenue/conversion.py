@@ -28,11 +28,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 from itertools import pairwise
 
-from billing.core.money import quantize_money
 from billing.journal.functional import rate_moment
 from billing.journal.writer import document_day
-from billing.rating.pricing import EXACT_PRECISION
+from common.money import quantize_money
 from plans.exchange_rates import RateBook, pair_name
+from plans.pricing import EXACT_PRECISION
 
 ZERO = Decimal(0)
 DAY = timedelta(days=1)

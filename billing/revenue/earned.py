@@ -57,20 +57,20 @@ from itertools import pairwise
 from django.db.models import Count, F, IntegerField, Q, Sum, TextField, Value
 from django.db.models.functions import Cast
 
-from billing.core.money import quantize_money, split_money
-from billing.core.vocabulary import LineKind
 from billing.journal.deferral import USAGE_KINDS, billed_in_advance
-from billing.rating.pricing import EXACT_PRECISION
-from billing.rating.rate_cards import Combination, combination_order
 from billing.revenue.accruals import accrued_lines
 from billing.revenue.conversion import Conversion, MissingRate
 from billing.revenue.plans_in_effect import plans_in_effect
 from billing.revenue.usage_shares import Cut, additive, usage_shares
 from billing.usage.metering import meter_cache
+from common.money import quantize_money, split_money
+from common.vocabulary import LineKind
 from customers.billing_entities import default_billing_entity
 from customers.models import Customer
 from invoices.models import CreditNoteLine, Invoice, InvoiceLine
 from invoices.totals import NOT_DISCOUNTED
+from plans.pricing import EXACT_PRECISION
+from plans.rate_card_pricing import Combination, combination_order
 from wallets.revenue import commit_breakage, consumed_at_sale_value
 
 ZERO = Decimal(0)

@@ -16,11 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from billing.core import rawsql
-from billing.core.periods import on_the_hour
 from billing.models import UsagePropertyRollup
-from billing.rating.pricing import EXACT_PRECISION
-from billing.rating.rate_cards import Combination
 from billing.usage.breakdowns import usage_combinations
 from billing.usage.folding import GROUPS, HOURLY
 from billing.usage.metering import (
@@ -30,6 +26,10 @@ from billing.usage.metering import (
     meter_cache,
 )
 from billing.usage.reads import usage_quantities
+from common import rawsql
+from common.periods import on_the_hour
+from plans.pricing import EXACT_PRECISION
+from plans.rate_card_pricing import Combination
 from plans.rate_cards import RATED_AGGREGATIONS
 
 ZERO = Decimal(0)

@@ -26,12 +26,7 @@ from django.db import transaction
 from django.db.models.functions import Greatest
 from django.utils.translation import gettext
 
-from billing.core import periods
-from billing.core.customer_text import customer_zone
-from billing.core.errors import BillingError, InvalidRequest
-from billing.core.stored_words import said_in_other_languages
 from billing.models import Subscription
-from billing.rating.rate_cards import Combination
 from billing.simulation.period_subscriptions import period_subscriptions, period_terms
 from billing.usage.billed_parts import overrides_billed
 from billing.usage.metering import meter_cache
@@ -41,11 +36,16 @@ from billing.usage.statement import (
     usage_by_meter,
     usage_combinations_by_meter,
 )
-from config.celery import enqueue_on_commit
+from common import periods
+from common.customer_text import customer_zone
+from common.errors import BillingError, InvalidRequest
+from common.stored_words import said_in_other_languages
+from common.task_sending import enqueue_on_commit
 from customers.models import Customer
 from plans.locks import price_simulation_lock
 from plans.models import PlanVersion, PriceSimulation, PriceSimulationRow
 from plans.overrides import deal_specs
+from plans.rate_card_pricing import Combination
 from plans.selectors import version_spec
 from plans.validation import VersionSpec
 

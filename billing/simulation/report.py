@@ -1,13 +1,13 @@
 """A price simulation's result: its rows in the customers' order, and the same
 as CSV for a spreadsheet."""
 
-from billing.core import customer_text
-from billing.core.money import format_decimal, format_money
-from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
-from billing.rating.rate_cards import rated_quantities
 from billing.usage.breakdowns import meter_breakdown
 from billing.usage.statement import usage_combinations_by_meter
+from common import customer_text
+from common.money import format_decimal, format_money
+from common.spreadsheet_csv import Figure, SpreadsheetCsv
 from plans.models import PriceSimulation, PriceSimulationRow
+from plans.rate_card_pricing import rated_quantities
 from plans.selectors import version_spec
 from plans.validation import VersionSpec
 

@@ -9,16 +9,16 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from billing.core import customer_text, periods
-from billing.rating import lines as rating
-from billing.rating.rate_cards import Combination
 from billing.usage.statement import meter_names, statement_of
+from common import customer_text, periods
+from plans import rating
 from plans.models import PlanVersion, TaxRate
+from plans.rate_card_pricing import Combination
 from plans.validation import VersionSpec
 
 
 def interval_end(day: date, interval: str) -> date:
-    """The day one billing interval after `day` (billing.core.periods.interval_end)."""
+    """The day one billing interval after `day` (common.periods.interval_end)."""
     zone = timezone.get_current_timezone()
     return periods.interval_end(start_of_day(day), zone, interval=interval).astimezone(zone).date()
 

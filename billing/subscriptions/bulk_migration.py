@@ -17,10 +17,6 @@ from django.db.models import F
 from django.utils import translation
 from django.utils.translation import gettext
 
-from billing.core.admin_forms import money_text
-from billing.core.customer_text import DEFAULT_LANGUAGE, day_time
-from billing.core.errors import BillingError, Conflict, InvalidRequest
-from billing.core.stored_words import said_in_other_languages
 from billing.invoicing.period_lines import next_period_fixed_lines
 from billing.invoicing.unused_time import plan_unused_credit
 from billing.locks import plan_migration_item_lock, plan_migration_lock, subscription_lock
@@ -29,7 +25,6 @@ from billing.models import (
     PlanMigrationItem,
     Subscription,
 )
-from billing.rating.lines import LineInput
 from billing.subscriptions.lifecycle import (
     plan_change_check,
     plan_change_lines,
@@ -38,12 +33,17 @@ from billing.subscriptions.lifecycle import (
 from billing.usage.metering import (
     meter_cache,
 )
-from config.celery import enqueue_on_commit
+from common.admin_forms import money_text
+from common.customer_text import DEFAULT_LANGUAGE, day_time
+from common.errors import BillingError, Conflict, InvalidRequest
+from common.stored_words import said_in_other_languages
+from common.task_sending import enqueue_on_commit
 from invoices.models import CreditNote
 from invoices.totals import invoice_totals
 from plans.feature_grants import features_compared, granted
 from plans.models import PlanVersion
 from plans.overrides import subscription_spec
+from plans.rating import LineInput
 from plans.selectors import version_spec
 
 logger = logging.getLogger(__name__)

@@ -4,10 +4,10 @@ admin's forms run them first to show the refusals on the form)."""
 
 from datetime import datetime
 
-from billing.core.errors import Conflict, InvalidRequest, NotFound
 from billing.models import Subscription
 from billing.subscriptions import refusals
 from billing.usage.billed_parts import threshold_billed
+from common.errors import Conflict, InvalidRequest, NotFound
 from customers.models import Customer
 from plans.models import Plan, PlanVersion
 

@@ -6,9 +6,9 @@ live subscription; the subscription's history records each change."""
 from django.db import transaction
 from django.db.models import Q
 
-from billing.core.errors import Conflict
 from billing.locks import subscription_lock
 from billing.models import Subscription
+from common.errors import Conflict
 from plans.overrides import Overrides, overrides_to_json, overrides_validate
 from plans.selectors import feature_kinds_in, meter_codes_in, meter_groups_in, version_spec
 

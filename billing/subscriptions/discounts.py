@@ -10,12 +10,12 @@ from datetime import datetime
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from billing.core.customer_text import day
-from billing.core.errors import Conflict, InvalidRequest
-from billing.core.vocabulary import CouponDuration
+from billing.coupon_rule import running_discount
 from billing.locks import subscription_lock
 from billing.models import Discount, Subscription
-from billing.rating.discounts import running_discount
+from common.customer_text import day
+from common.errors import Conflict, InvalidRequest
+from common.vocabulary import CouponDuration
 from plans.locks import coupon_lock
 from plans.models import Coupon
 

@@ -7,11 +7,6 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 
-from billing.core import customer_text
-from billing.core.customer_text import customer_zone
-from billing.core.errors import Conflict, InvalidRequest
-from billing.core.periods import period_boundary
-from billing.core.vocabulary import LineKind
 from billing.invoicing.close import change_invoice_finalize_on_commit, subscription_start_invoice
 from billing.invoicing.discounts import discounts_end
 from billing.invoicing.period_lines import (
@@ -33,8 +28,6 @@ from billing.models import (
     SubscriptionChange,
 )
 from billing.notifications.entitlements import entitlements_announce, entitlements_of
-from billing.rating import lines as rating
-from billing.rating.lines import LineInput
 from billing.subscriptions import refusals
 from billing.subscriptions.checks import (
     MAX_SEATS,
@@ -47,12 +40,19 @@ from billing.subscriptions.checks import (
 )
 from billing.subscriptions.deals import overrides_check
 from billing.usage.period_fees import proration_text, remaining_fraction, seats_held
+from common import customer_text
+from common.customer_text import customer_zone
+from common.errors import Conflict, InvalidRequest
+from common.periods import period_boundary
+from common.vocabulary import LineKind
 from customers.locks import customer_lock
 from customers.models import Customer
 from invoices.models import Invoice
 from invoices.services import invoice_write_draft
+from plans import rating
 from plans.models import Plan
 from plans.overrides import Overrides, subscription_spec, terms_spec
+from plans.rating import LineInput
 from plans.validation import VersionSpec
 from wallets.commits import EXPIRE, LEFTOVERS, commits_end_early
 

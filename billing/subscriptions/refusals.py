@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from django.utils.translation import gettext as _
 
-from billing.core.customer_text import day_time
+from common.customer_text import day_time
 from customers.models import Customer
 from plans.models import Plan, PlanVersion
 

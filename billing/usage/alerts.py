@@ -16,8 +16,6 @@ from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
 
-from billing.core.money import format_decimal, format_money
-from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import Alert, Subscription
 from billing.notifications.alerts import (
     SPEND_LIMIT_KEY,
@@ -26,7 +24,9 @@ from billing.notifications.alerts import (
     spend_limit_alert_raise,
 )
 from billing.usage.metering import meter_cache
-from config.celery import enqueue_on_commit
+from common.money import format_decimal, format_money
+from common.task_sending import enqueue_on_commit
+from common.vocabulary import ALLOWANCE_MODELS
 from customers.limits import ALERT, Limits, limits_of
 from customers.models import Customer
 from customers.portal_links import portal_email_url

@@ -11,11 +11,11 @@ from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
-from billing.core import rawsql
-from billing.core.vocabulary import LineKind
 from billing.models import BilledPeriod, Subscription, ThresholdBilling
-from billing.rating.lines import LineInput
+from common import rawsql
+from common.vocabulary import LineKind
 from invoices.models import Invoice, InvoiceLine
+from plans.rating import LineInput
 
 ZERO = Decimal(0)
 ONE = Decimal(1)

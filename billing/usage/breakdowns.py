@@ -11,10 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from billing.core import rawsql
-from billing.core.groups import OTHER_VALUE, top_and_rest
 from billing.models import UsagePropertyRollup, UsagePropertyUniqueValue
-from billing.rating.rate_cards import Combination
 from billing.usage.closed_days import closed_days_add
 from billing.usage.edges import edges_add
 from billing.usage.group_limits import edge_groups_bounded, edge_values_kept, month_of
@@ -28,7 +25,10 @@ from billing.usage.metering import (
 )
 from billing.usage.reads import Tally, hour_edges
 from billing.usage.whole_hours import whole_hours_params, whole_hours_rows
+from common import rawsql
+from common.groups import OTHER_VALUE, top_and_rest
 from plans.models import Meter
+from plans.rate_card_pricing import Combination
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def usage_combinations(
 ) -> dict[int, dict[Combination, Decimal]]:
     """Grouping meters' quantities in [start, end) per combination of the values
     of all their group_by properties, by meter id: what rate cards price
-    (billing.rating.rate_cards). From the group rollups' combinations
+    (plans.rate_card_pricing). From the group rollups' combinations
     (metering.combination_position) and the edges' raw events, as every read."""
     position = {meter.id: combination_position(meter) for meter in meters}
     found = _quantities_at(

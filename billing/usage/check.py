@@ -8,13 +8,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from billing.core.money import format_decimal, format_money
-from billing.core.vocabulary import ALLOWANCE_MODELS, ConsumptionModel
 from billing.models import (
     Subscription,
 )
-from billing.rating.pricing import EXACT_PRECISION, PER_UNIT
-from billing.rating.rate_cards import row_charge, row_for, row_quantity
 from billing.usage.breakdowns import combination_quantity, usage_combinations
 from billing.usage.customer_limits import (
     BUDGET,
@@ -40,11 +36,15 @@ from billing.usage.reads import (
     units_covered,
     usage_quantities,
 )
+from common.money import format_decimal, format_money
+from common.vocabulary import ALLOWANCE_MODELS, ConsumptionModel
 from customers.limits import limits_of
 from customers.models import RESTRICTED, SUSPENDED
 from plans.feature_grants import granted
 from plans.models import Feature, Meter
 from plans.overrides import subscription_spec
+from plans.pricing import EXACT_PRECISION, PER_UNIT
+from plans.rate_card_pricing import row_charge, row_for, row_quantity
 from wallets import selectors as wallet_selectors
 
 ZERO = Decimal(0)

@@ -42,12 +42,12 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from billing.core import rawsql
 from billing.usage.edge_cache import EdgeCache, reads_committed_rows
 from billing.usage.folding import folds
 from billing.usage.metering import MeterDef
 from billing.usage.rollups import day_of, hour_of
 from billing.usage.whole_hours import whole_hours_params, whole_hours_rows
+from common import rawsql
 from plans.models import Meter
 
 # Per meter: its revision and its numbers of events in the range's whole hours
@@ -99,7 +99,7 @@ def closed_days_add(
 ) -> None:
     """Add the group sums of the whole hours `span` to `tally`, as
     `add_sums(tally, start, end, ahead)` adds those of [start, end) (`ahead`: read
-    ahead, billing.core.rawsql): the hours before the current day (or the day of the
+    ahead, common.rawsql): the hours before the current day (or the day of the
     span's last hour) through closed_days_cache, then the current day's hours before
     the current one through it too (from their second read on), the rest afresh."""
     first, last = span

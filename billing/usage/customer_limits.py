@@ -17,17 +17,17 @@ from decimal import Decimal, localcontext
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from billing.core.vocabulary import ConsumptionModel, LineKind
 from billing.models import Subscription
-from billing.rating.pricing import EXACT_PRECISION
-from billing.rating.rate_cards import card_rows
 from billing.usage.breakdowns import usage_combinations
 from billing.usage.metering import MeterDef, event_group_values, meter_cache
 from billing.usage.priced import Spend, spend_statement
 from billing.usage.reads import period_now, subscription_live, usage_quantities
 from billing.usage.statement import statement_of
+from common.vocabulary import ConsumptionModel, LineKind
 from customers.limits import Cap, Limits, limits_of, limits_set
 from plans.overrides import subscription_spec
+from plans.pricing import EXACT_PRECISION
+from plans.rate_card_pricing import card_rows
 
 ZERO = Decimal(0)
 BUDGET = "budget"

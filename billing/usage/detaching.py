@@ -29,7 +29,6 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Max, Min
 from psycopg.errors import LockNotAvailable
 
-from billing.core.periods import INTERVAL_MONTHS, add_months_clamped
 from billing.models import BilledPeriod, EventKey, Subscription
 from billing.usage.folding import FOLDED_THROUGH, folds
 from billing.usage.partitions import (
@@ -40,6 +39,7 @@ from billing.usage.partitions import (
     partition_detach,
     partition_name,
 )
+from common.periods import INTERVAL_MONTHS, add_months_clamped
 
 logger = logging.getLogger(__name__)
 

@@ -8,17 +8,17 @@ from decimal import Decimal, localcontext
 
 from django.db import connection
 
-from billing.core import rawsql
-from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel
 from billing.models import Subscription
-from billing.rating.pricing import EXACT_PRECISION, PER_UNIT, price_units
-from billing.rating.rate_cards import kept_row_index, rated_quantities, row_charge
 from billing.usage import reads
 from billing.usage.breakdowns import usage_combinations
 from billing.usage.metering import MeterDef, meter_cache, values_of_group
 from billing.usage.rollups import hour_of
+from common import rawsql
+from common.vocabulary import DRAWN_MODELS, ConsumptionModel
 from plans.models import Charge, Meter, PlanVersion
 from plans.overrides import subscription_spec
+from plans.pricing import EXACT_PRECISION, PER_UNIT, price_units
+from plans.rate_card_pricing import kept_row_index, rated_quantities, row_charge
 from wallets.drawdown import CustomerDraws, UsageDraw, usage_draw
 from wallets.models import Wallet
 
@@ -26,7 +26,7 @@ ZERO = Decimal(0)
 ONE = Decimal(1)
 
 
-# Written out (see billing.core.rawsql): every batch asks, in one round trip, which
+# Written out (see common.rawsql): every batch asks, in one round trip, which
 # meters some published or archived version charges from a wallet (a meter id a row),
 # and which of the batch's customers have a live subscription whose version charges
 # one (a customer id a row).

@@ -31,10 +31,10 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection
 
-from billing.core import rawsql
 from billing.usage.folding import HOURLY
 from billing.usage.metering import MeterDef
 from billing.usage.rollups import HOUR, hour_of
+from common import rawsql
 
 
 def finished(span: tuple[datetime, datetime], now: datetime) -> bool:

@@ -21,9 +21,6 @@ from functools import lru_cache
 from django.db import connection
 from django.utils import timezone
 
-from billing.core import rawsql
-from billing.core.groups import OTHER_VALUE
-from billing.core.money import MAX_INTEGER_DIGITS, MAX_PLACES
 from billing.models import UsageEvent
 from billing.usage.edge_cache import (
     edge_cache,
@@ -40,6 +37,9 @@ from billing.usage.metering import (
     as_text,
     contributions,
 )
+from common import rawsql
+from common.groups import OTHER_VALUE
+from common.money import MAX_INTEGER_DIGITS, MAX_PLACES
 from plans.models import Meter
 
 # The raw events of the ranges (one query for both edges, each a range scan of
@@ -269,7 +269,7 @@ def _matching(allowed: frozenset[str]) -> tuple[list[str], bool]:
 
 
 # A string as_quantity reads as PostgreSQL does: plain digits, at most as many as
-# it takes (billing.core.money.PLAIN_DECIMAL, a minus sign aside, which as_quantity
+# it takes (common.money.PLAIN_DECIMAL, a minus sign aside, which as_quantity
 # refuses; any other string is left to Python, which refuses it too: an event stored
 # before the rule, with " 7 " or "1_000", is left out as a meter created now leaves it).
 _PLAIN_NUMBER = f"^[0-9]{{1,{MAX_INTEGER_DIGITS}}}([.][0-9]{{1,{MAX_PLACES}}})?$"

@@ -8,7 +8,6 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 
 from billing.models import Subscription
-from billing.rating.pricing import EXACT_PRECISION
 from billing.usage.check import (
     FEATURE_REFUSED,
     METER_REFUSED,
@@ -21,6 +20,7 @@ from billing.usage.reads import exact_quantity, period_now, usage_quantities
 from customers.models import GOOD
 from plans.feature_grants import granted
 from plans.overrides import subscription_spec
+from plans.pricing import EXACT_PRECISION
 
 ZERO = Decimal(0)
 

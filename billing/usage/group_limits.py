@@ -34,11 +34,11 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from billing.breakdown_models import UsageGroupValue
-from billing.core.groups import OTHER_VALUE
 from billing.models import Subscription
 from billing.usage.metering import MeterDef, combination_text, combination_values, meter_cache
 from billing.usage.reads import Tally
 from billing.usage.rollups import PreparedEvent
+from common.groups import OTHER_VALUE
 from plans.models import ChargeRate, CostRate
 
 # Keys a process keeps the values of; past it, it forgets them all (they are read

@@ -15,17 +15,6 @@ import msgspec
 from django.conf import settings
 from django.db import transaction
 
-from billing.core import nesting
-from billing.core.metrics import usage_events_counted
-from billing.core.nesting import MAX_BODY_DEPTH, may_nest_deeper_than
-from billing.core.periods import parse_instant
-from billing.core.storable import (
-    SURROGATE_MESSAGE,
-    number_or_marker,
-    reject_json_constant,
-    unstorable_json_reason,
-    unstorable_text_reason,
-)
 from billing.usage.alerts import usage_alerts_enqueue
 from billing.usage.drawdown import usage_draw_for_events
 from billing.usage.folding import fold_clock
@@ -33,6 +22,17 @@ from billing.usage.group_limits import OtherGroups, group_values_limit
 from billing.usage.metering import EventRejected, MeterDef, contributions, meter_cache
 from billing.usage.rollups import PreparedEvent, rollup_lock, store_groups, unique_values
 from billing.usage.rollups import writer as rollups_writer
+from common import nesting
+from common.metrics import usage_events_counted
+from common.nesting import MAX_BODY_DEPTH, may_nest_deeper_than
+from common.periods import parse_instant
+from common.storable import (
+    SURROGATE_MESSAGE,
+    number_or_marker,
+    reject_json_constant,
+    unstorable_json_reason,
+    unstorable_text_reason,
+)
 from customers.models import Customer
 
 MAX_EVENTS_PER_BATCH = 1000
@@ -126,7 +126,7 @@ customer_cache = CustomerCache()
 # numbers with a fraction or an exponent through the same hook, the last of repeated
 # keys. Both recurse once per level of nesting, so they read only a body that nests at
 # most MAX_BODY_DEPTH levels; a deeper one is read without recursion
-# (billing.core.nesting), what lies past that depth as TOO_DEEP, and the event holding
+# (common.nesting), what lies past that depth as TOO_DEEP, and the event holding
 # it is rejected (its properties nest at most MAX_PROPERTY_DEPTH levels), not the batch.
 _FAST_DECODER = msgspec.json.Decoder(float_hook=number_or_marker)
 
@@ -148,7 +148,7 @@ def batch_parse(body: bytes):
 
 def json_parse(body: bytes, *, max_depth: int | None = None):
     """batch_parse by json.loads alone: the reference the fast decoder agrees with.
-    With `max_depth`, by billing.core.nesting's reader, which reads as json.loads does
+    With `max_depth`, by common.nesting's reader, which reads as json.loads does
     without recursion, containers past that depth as TOO_DEEP."""
     loads = json.loads if max_depth is None else partial(nesting.loads, max_depth=max_depth)
     try:
@@ -172,7 +172,7 @@ def _check_text(text: str) -> None:
 
 
 def check_properties(properties: dict, *, may_hold_unstorable: bool) -> None:
-    """The properties can be stored as they are (billing.core.storable): no NUL or lone
+    """The properties can be stored as they are (common.storable): no NUL or lone
     surrogate (looked for only when the body may hold one), no number outside a
     column's range, nesting at most MAX_PROPERTY_DEPTH deep."""
     reason = unstorable_json_reason(
@@ -304,7 +304,7 @@ def events_ingest(
     same batch arrives from several clients at once (the key's unique index
     decides). Returns only after the transaction has committed.
     `may_hold_unstorable=False` is the caller's word that the JSON it parsed
-    cannot hold a NUL or a lone surrogate (billing.core.storable.may_hold_unstorable_text).
+    cannot hold a NUL or a lone surrogate (common.storable.may_hold_unstorable_text).
     """
     if len(events) > MAX_EVENTS_PER_BATCH:
         raise ValueError(f"at most {MAX_EVENTS_PER_BATCH} events a batch")
@@ -365,7 +365,7 @@ def unmetered_of(stored: list[PreparedEvent]) -> list[Unmetered]:
 
 
 def _counted(result: IngestResult) -> IngestResult:
-    """`result`, its events counted in the metrics (billing.core.metrics)."""
+    """`result`, its events counted in the metrics (common.metrics)."""
     usage_events_counted(
         accepted=result.accepted, duplicates=result.duplicates, rejected=len(result.rejected)
     )

@@ -9,8 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cache
 
-from billing.core import rawsql
 from billing.models import Subscription
+from common import rawsql
 from customers.models import Customer
 from plans.models import Plan, PlanVersion
 from wallets import selectors as wallet_selectors

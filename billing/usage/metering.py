@@ -15,8 +15,8 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 
-from billing.core import rawsql
-from billing.core.money import decimal_input
+from common import rawsql
+from common.money import decimal_input
 from plans.models import Meter
 
 MAX_UNIQUE_VALUE_LENGTH = 512
@@ -89,7 +89,7 @@ def as_text(value: object) -> str | None:
 
 def as_quantity(value: object) -> Decimal:
     """A property value a meter adds up: a JSON number or a plain decimal string, not
-    negative (billing.core.money.decimal_input). Raises ValueError saying why not."""
+    negative (common.money.decimal_input). Raises ValueError saying why not."""
     return decimal_input(value, negative=False)
 
 
@@ -300,7 +300,7 @@ class MeterCache:
     def _refresh(self) -> None:
         if getattr(self._pins, "depth", 0) and self._fingerprint is not None:
             return
-        # Written out (see billing.core.rawsql): every batch and every usage read asks.
+        # Written out (see common.rawsql): every batch and every usage read asks.
         (fingerprint,) = rawsql.rows(
             "SELECT COUNT(*), MAX(id), MAX(updated_at) FROM plans_meter",
             [],

@@ -11,12 +11,12 @@ from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text, rawsql
-from billing.core.money import quantize_money
-from billing.core.periods import period_share
-from billing.core.vocabulary import LineKind
 from billing.models import Subscription, SubscriptionChange
-from billing.rating.lines import LineInput
+from common import customer_text, rawsql
+from common.money import quantize_money
+from common.periods import period_share
+from common.vocabulary import LineKind
+from plans.rating import LineInput
 from plans.validation import VersionSpec
 
 

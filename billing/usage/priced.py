@@ -9,11 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
 
-from billing.core.periods import period_share
 from billing.models import Subscription
-from billing.rating.lines import Uncovered
-from billing.rating.pricing import price_units
-from billing.rating.rate_cards import row_charge, row_quantity
 from billing.usage.metering import event_group_values, meter_cache
 from billing.usage.reads import UsageLine, usage_lines
 from billing.usage.statement import (
@@ -22,8 +18,12 @@ from billing.usage.statement import (
     period_statement,
     usage_combinations_by_meter,
 )
+from common.periods import period_share
 from plans.models import Meter
 from plans.overrides import subscription_spec
+from plans.pricing import price_units
+from plans.rate_card_pricing import row_charge, row_quantity
+from plans.rating import Uncovered
 from wallets import selectors as wallet_selectors
 
 ZERO = Decimal(0)

@@ -12,23 +12,23 @@ from decimal import ROUND_DOWN, Decimal, localcontext
 
 from django.db.models import Count
 
-from billing.core import rawsql
-from billing.core.customer_text import customer_zone
-from billing.core.periods import period_containing
-from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import (
     Subscription,
     UsageRollup,
     UsageUniqueValue,
 )
-from billing.rating.lines import billable_units
-from billing.rating.pricing import EXACT_PRECISION
 from billing.usage.edges import edges_add
 from billing.usage.metering import MeterDef, meter_cache
 from billing.usage.rollups import HOUR, hour_of
 from billing.usage.whole_hours import whole_hours_params, whole_hours_rows
+from common import rawsql
+from common.customer_text import customer_zone
+from common.periods import period_containing
+from common.vocabulary import ALLOWANCE_MODELS
 from plans.models import Meter
 from plans.overrides import subscription_spec
+from plans.pricing import EXACT_PRECISION
+from plans.rating import billable_units
 
 ZERO = Decimal(0)
 
@@ -44,7 +44,7 @@ def hour_edges(start: datetime, end: datetime) -> tuple[datetime, datetime, list
 
 # Per meter over the whole hours of a range (whole_hours_params): count, sum and
 # maximum. Written out, as the check and the usage read run it on every call
-# (see billing.core.rawsql).
+# (see common.rawsql).
 _ROLLUP_SUMS = (
     "SELECT meter_id, SUM(event_count), SUM(value_sum), MAX(value_max) FROM ("  # noqa: S608 (constants only)
     + whole_hours_rows("meter_id, event_count, value_sum, value_max", " AND meter_id IN ({meters})")

@@ -8,7 +8,7 @@ part's threshold invoices billed already, and the tax it would carry.
 The close writes it as invoice lines (billing.invoicing.period_lines), /usage,
 the portal and the admin show it (billing.usage.priced), and the same
 statement at other quantities (PeriodStatement.at) is the projection. Reads
-only; the rating itself (billing.rating.lines) is pure."""
+only; the rating itself (plans.rating) is pure."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -16,18 +16,7 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 from functools import cached_property
 
-from billing.core.periods import period_share
-from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
 from billing.models import BilledPeriod, Subscription
-from billing.rating.commits import CommitDraw, CommitTerms, commit_draw
-from billing.rating.lines import LineInput, Uncovered, fixed_lines, usage_and_true_up
-from billing.rating.pricing import EXACT_PRECISION
-from billing.rating.rate_cards import (
-    Combination,
-    card_rows,
-    combination_order,
-    rated_quantities,
-)
 from billing.usage.billed_parts import (
     DraftBilled,
     ThresholdBilled,
@@ -39,8 +28,19 @@ from billing.usage.breakdowns import usage_combinations
 from billing.usage.metering import meter_cache
 from billing.usage.period_fees import seat_change_lines, seat_changes, seats_at
 from billing.usage.reads import usage_quantities
+from common.periods import period_share
+from common.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
 from invoices.totals import InvoiceTotals, invoice_totals
+from plans.commit_drawdown import CommitDraw, CommitTerms, commit_draw
 from plans.overrides import subscription_spec, terms_spec
+from plans.pricing import EXACT_PRECISION
+from plans.rate_card_pricing import (
+    Combination,
+    card_rows,
+    combination_order,
+    rated_quantities,
+)
+from plans.rating import LineInput, Uncovered, fixed_lines, usage_and_true_up
 from plans.validation import VersionSpec
 from wallets import selectors as wallet_selectors
 from wallets.commits import commit_terms

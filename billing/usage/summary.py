@@ -7,16 +7,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from billing.core.groups import OTHER_VALUE
-from billing.core.money import format_decimal, format_money
-from billing.core.periods import iso
-from billing.core.vocabulary import DRAWN_MODELS
-from billing.rating.commits import CommitDraw
 from billing.usage import reads
 from billing.usage.breakdowns import Group, usage_groups_of
 from billing.usage.metering import meter_cache
 from billing.usage.priced import UsageSummary, usage_summary
 from billing.usage.reads import UsageLine
+from common.groups import OTHER_VALUE
+from common.money import format_decimal, format_money
+from common.periods import iso
+from common.vocabulary import DRAWN_MODELS
+from plans.commit_drawdown import CommitDraw
 
 ZERO = Decimal(0)
 

@@ -11,10 +11,10 @@
   after a failed `SELECT 1`. A connection that vanished without a word (a cable
   pulled, a host gone) `SELECT 1` would not have caught in time either: it waits
   for the network's timeout. The statement then fails, the request is answered
-  503 (config.outage), and the connection is replaced before the next request.
+  503 (common.outage), and the connection is replaced before the next request.
 
 - `prepared_cursor`, for the written-out SQL of the hot paths and the period
-  close (billing.core.rawsql): it binds parameters on the server, so psycopg prepares
+  close (common.rawsql): it binds parameters on the server, so psycopg prepares
   a statement once it has run prepare_threshold times (5) on the connection and
   PostgreSQL stops planning it on every run; planning the check's four-table
   join costs several times its execution. The ORM keeps Django's client-side

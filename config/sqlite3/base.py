@@ -7,7 +7,7 @@ whole total of 16 to 19 digits that SQLite kept exactly (1000000000000001 tokens
 the sum of two 15-digit quantities) came back rounded. Here an INTEGER becomes
 the Decimal it is; a REAL is read as Django reads it. What still has no exact
 form in SQLite is a value with a fraction beyond 15 significant digits: the
-application refuses such inputs there (billing.core.money.storable_exactly),
+application refuses such inputs there (common.money.storable_exactly),
 and PostgreSQL keeps every digit."""
 
 from decimal import Decimal

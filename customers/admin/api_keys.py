@@ -6,8 +6,8 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import adopt
-from billing.core.admin_history import AuditHistoryAdmin
+from common.admin_forms import adopt
+from common.admin_history import AuditHistoryAdmin
 from customers import api_keys
 from customers.models import CUSTOMER_DETAILS, ApiKey
 

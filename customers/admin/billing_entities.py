@@ -8,12 +8,12 @@ from django.urls import path
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_deletion import RefusedDeletionMixin
-from billing.core.admin_fields import country_choices
-from billing.core.admin_forms import ServiceValidatedForm
-from billing.core.admin_history import AuditHistoryAdmin
-from billing.core.errors import Conflict
 from billing.journal.models import JournalEntry
+from common.admin_deletion import RefusedDeletionMixin
+from common.admin_fields import country_choices
+from common.admin_forms import ServiceValidatedForm
+from common.admin_history import AuditHistoryAdmin
+from common.errors import Conflict
 from customers.admin.vat_checks import may_check_vat, vat_check_html, vat_check_view
 from customers.billing_entities import (
     billing_entity_save,

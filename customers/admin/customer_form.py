@@ -13,11 +13,11 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core import customer_text
-from billing.core.admin_fields import country_choices, currency_choices
-from billing.core.admin_forms import ExactDecimalField, ServiceValidatedForm, admin_language
-from billing.core.money import DecimalRefused
-from billing.core.typed_numbers import convention, typed_number_read
+from common import customer_text
+from common.admin_fields import country_choices, currency_choices
+from common.admin_forms import ExactDecimalField, ServiceValidatedForm, admin_language
+from common.money import DecimalRefused
+from common.typed_numbers import convention, typed_number_read
 from customers import services
 from customers.e_invoice_details import E_INVOICE_DETAILS
 from customers.models import Customer

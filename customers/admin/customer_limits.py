@@ -15,9 +15,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import get_language, gettext
 
-from billing.core.customer_text import CustomerText, customer_zone, language
-from billing.core.errors import InvalidRequest
 from billing.usage.customer_limits import limits_save
+from common.customer_text import CustomerText, customer_zone, language
+from common.errors import InvalidRequest
 from customers.limits import limits_stored
 from customers.limits_form import LimitsForms
 from customers.models import CustomerLimitChange

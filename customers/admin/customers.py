@@ -25,17 +25,17 @@ from billing.admin.margins_so_far import (
     customers_margin_texts,
     may_view_margins,
 )
-from billing.core.admin_deletion import RefusedDeletionMixin
-from billing.core.admin_fields import currency_name, moment_text, zone_name
-from billing.core.admin_forms import adopt, money_text, quantity_text
-from billing.core.admin_history import AuditHistoryAdmin
-from billing.core.customer_text import CustomerText
-from billing.core.vocabulary import ConsumptionModel
 from billing.invoicing.discounts import usage_discounted
 from billing.usage.breakdowns import meter_breakdown
 from billing.usage.metering import meter_cache
 from billing.usage.reads import subscription_live
 from billing.usage.summary import period_usage
+from common.admin_deletion import RefusedDeletionMixin
+from common.admin_fields import currency_name, moment_text, zone_name
+from common.admin_forms import adopt, money_text, quantity_text
+from common.admin_history import AuditHistoryAdmin
+from common.customer_text import CustomerText
+from common.vocabulary import ConsumptionModel
 from customers import services
 from customers.admin.customer_form import ADDRESS_FIELDS, CustomerForm
 from customers.admin.customer_limits import customer_limits_view

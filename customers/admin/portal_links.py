@@ -17,8 +17,8 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_fields import moment_text
-from billing.core.errors import InvalidRequest
+from common.admin_fields import moment_text
+from common.errors import InvalidRequest
 from customers.models import PortalLink
 from customers.portal_links import (
     LINK_DAYS_DEFAULT,

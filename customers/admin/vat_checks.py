@@ -14,8 +14,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_fields import moment_text
-from billing.core.errors import BillingError
+from common.admin_fields import moment_text
+from common.errors import BillingError
 from customers.models import Customer, VatCheck
 from customers.selectors import vat_check_latest
 from customers.vat_checks import vat_id_check

@@ -19,10 +19,10 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import admin_language, money_text, quantity_text
-from billing.core.errors import BillingError
-from billing.core.money import DecimalRefused
-from billing.core.typed_numbers import typed_number_read
+from common.admin_forms import admin_language, money_text, quantity_text
+from common.errors import BillingError
+from common.money import DecimalRefused
+from common.typed_numbers import typed_number_read
 from invoices import credit_notes, refunds, rendering, sellers
 from invoices.admin.invoice_page import (
     credit_note_destination,

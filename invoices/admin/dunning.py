@@ -9,10 +9,10 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_fields import moment_text
-from billing.core.admin_forms import RecordAdmin
-from billing.core.admin_history import AuditHistoryAdmin
-from billing.core.errors import InvalidRequest
+from common.admin_fields import moment_text
+from common.admin_forms import RecordAdmin
+from common.admin_history import AuditHistoryAdmin
+from common.errors import InvalidRequest
 from customers.models import GOOD, Customer
 from invoices.dunning_models import NO_DUNNING, DunningPolicy, DunningRun, DunningStep
 from invoices.dunning_policies import (

@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import ActionsRecordAdmin, RecordInline, short_text
+from common.admin_forms import ActionsRecordAdmin, RecordInline, short_text
 from invoices import emails
 from invoices.models import DocumentEmail
 

@@ -21,8 +21,8 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing.core import admin_fields, customer_text
-from billing.core.admin_forms import money_text, quantity_text, unit_price_text
+from common import admin_fields, customer_text
+from common.admin_forms import money_text, quantity_text, unit_price_text
 from customers.models import BillingEntity, Customer
 from invoices import selectors
 from invoices.e_invoices.access_points import (

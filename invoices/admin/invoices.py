@@ -21,10 +21,10 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import money_column, money_text, percent_text
-from billing.core.customer_text import language as customer_language
-from billing.core.errors import BillingError
 from billing.invoicing.refused_drafts import invoice_discard
+from common.admin_forms import money_column, money_text, percent_text
+from common.customer_text import language as customer_language
+from common.errors import BillingError
 from customers.models import BillingEntity, Customer
 from invoices import (
     credit_notes,

@@ -15,14 +15,14 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_fields import ZonedDateTimeField, moment_text
-from billing.core.admin_forms import (
+from common.admin_fields import ZonedDateTimeField, moment_text
+from common.admin_forms import (
     ActionsRecordAdmin,
     RecordInline,
     money_text,
     short_text,
 )
-from billing.core.errors import BillingError, InvalidRequest
+from common.errors import BillingError, InvalidRequest
 from invoices import collection, settlement
 from invoices.models import Payment
 

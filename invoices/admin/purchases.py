@@ -11,8 +11,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import ActionsRecordAdmin, ExactDecimalField
-from billing.core.errors import BillingError
+from common.admin_forms import ActionsRecordAdmin, ExactDecimalField
+from common.errors import BillingError
 from invoices import collection
 from invoices.admin.payments import amount_text
 from invoices.models import Payment, Purchase

@@ -15,11 +15,11 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core import customer_text
-from billing.core.admin_forms import money_text, typed_value
-from billing.core.customer_text import local_day
-from billing.core.errors import BillingError, Conflict
-from billing.core.money import format_money
+from common import customer_text
+from common.admin_forms import money_text, typed_value
+from common.customer_text import local_day
+from common.errors import BillingError, Conflict
+from common.money import format_money
 from invoices import payments_received
 from invoices.admin.invoice_page import moment_text, payment_rows
 from invoices.models import Invoice, ReceivedPayment

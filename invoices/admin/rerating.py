@@ -11,11 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
-from billing.core import customer_text
-from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
-from billing.core.admin_forms import money_text
-from billing.core.errors import BillingError
 from billing.invoicing.rerating import RerateRow, invoice_rerate
+from common import customer_text
+from common.admin_confirm import Confirmation, confirmation_page, is_confirmed
+from common.admin_forms import money_text
+from common.errors import BillingError
 from invoices.models import Invoice
 
 # Invoices one action previews (each a dry run); more is the API's (POST /rerate).

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from billing.core.admin_forms import RecordAdmin
+from common.admin_forms import RecordAdmin
 from invoices.models import StripeEvent
 
 

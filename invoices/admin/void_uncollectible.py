@@ -1,7 +1,7 @@
 """Voiding invoices and marking them uncollectible in the admin (for
 invoices.admin.invoices): from the list, several at once, or from the invoice's
 page, a button each. Both go through the shared confirmation page
-(billing.core.admin_confirm), which says in words what will happen to each
+(common.admin_confirm), which says in words what will happen to each
 invoice (its credit note, its payment on Stripe, whether it can be undone);
 only its button calls invoices.services, and a refusal comes back as an error
 message."""
@@ -15,9 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy, ngettext
 
-from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
-from billing.core.admin_forms import money_text
-from billing.core.errors import BillingError
+from common.admin_confirm import Confirmation, confirmation_page, is_confirmed
+from common.admin_forms import money_text
+from common.errors import BillingError
 from invoices import credit_notes, emails, services
 from invoices.admin.credit_notes import taken_back_text
 from invoices.models import Invoice, Payment

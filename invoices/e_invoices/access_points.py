@@ -26,9 +26,9 @@ from django.db import transaction
 from django.utils import timezone
 from lxml import etree
 
-from billing.core.e_invoice_codes import PEPPOL_EAS
 from billing.notifications.outbound_pause import outbound_paused
-from config.celery import enqueue_on_commit
+from common.e_invoice_codes import PEPPOL_EAS
+from common.task_sending import enqueue_on_commit
 from customers.e_invoice_details import XRECHNUNG
 from invoices.e_invoices.ubl import CBC, PEPPOL_PROFILE
 from invoices.models import CreditNote, Invoice

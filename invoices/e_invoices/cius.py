@@ -10,7 +10,7 @@ document itself before its XML is, under their official identifiers.
   says why): the rules below are the ones a Peppol access point would most
   often refuse us on, and it runs the full set on receipt."""
 
-from billing.core.e_invoice_codes import PEPPOL_EAS, peppol_scheme_id_errors
+from common.e_invoice_codes import PEPPOL_EAS, peppol_scheme_id_errors
 from customers.e_invoice_details import PEPPOL, XRECHNUNG
 from invoices.e_invoices.document import Document, Party
 from invoices.e_invoices.validation import FIELDS, TERM_READERS, Failure

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from billing.core.customer_text import CustomerText, last_day, local_day
-from billing.core.vocabulary import LineKind
+from common.customer_text import CustomerText, last_day, local_day
+from common.vocabulary import LineKind
 from customers.e_invoice_details import E_INVOICE_FORMATS, XRECHNUNG
 from invoices.e_invoices.validation import Failure
 from plans.taxes import EU_COUNTRIES

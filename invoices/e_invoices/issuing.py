@@ -21,9 +21,9 @@ from pathlib import Path
 
 from django.utils.translation import gettext
 
-from billing.core import customer_text, e_invoice_codes
-from billing.core.customer_text import CustomerText
-from billing.core.errors import Conflict
+from common import customer_text, e_invoice_codes
+from common.customer_text import CustomerText
+from common.errors import Conflict
 from customers.e_invoice_details import FACTURX
 from invoices.e_invoices.cii import document_cii
 from invoices.e_invoices.cius import cius_failures, merged
@@ -235,7 +235,7 @@ def invoice_document(
 
 
 # The code that decides a check's answer: every module of this package, and the
-# codes and texts it writes with (billing.core): a refused draft is checked again
+# codes and texts it writes with (common): a refused draft is checked again
 # once one of them changes (a release with other rules), as once its content does.
 CHECKING_CODE = (
     *sorted(Path(__file__).parent.glob("*.py")),

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from lxml import etree
 
-from billing.core.money import quantize_money
+from common.money import quantize_money
 
 # Characters XML 1.0 does not allow (C0 controls but tab, newline and return;
 # surrogates; U+FFFE and U+FFFF).

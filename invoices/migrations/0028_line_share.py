@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import migrations, models
 
-from billing.core.periods import add_months_clamped, period_share
+from common.periods import add_months_clamped, period_share
 
 PRORATED_KINDS = ("base_fee", "seats", "proration_credit", "proration_charge")
 BATCH = 2000

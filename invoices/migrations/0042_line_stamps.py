@@ -23,7 +23,7 @@ import django.db.models.deletion
 from django.db import migrations, models
 from django.db.models.functions import Coalesce
 
-from billing.core.money import quantize_money
+from common.money import quantize_money
 from invoices.totals import discount_shares
 
 # Subscriptions (or invoices) read at a time.

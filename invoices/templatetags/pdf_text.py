@@ -7,7 +7,7 @@ Latin text gets none, and its PDF is unchanged."""
 from django import template
 from django.utils.html import format_html, format_html_join
 
-from billing.core import customer_text
+from common import customer_text
 from invoices.pdf_fonts import cjk_language, isolate_lines, text_direction
 
 register = template.Library()

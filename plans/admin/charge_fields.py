@@ -10,8 +10,8 @@ for or allows, and a hidden one is one it refuses when filled
 import json
 from itertools import product
 
-from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, WhenExhausted
-from billing.rating.pricing import PACKAGE, PER_UNIT, SCHEMES, TIERED_SCHEMES
+from common.vocabulary import DRAWN_MODELS, ConsumptionModel, WhenExhausted
+from plans.pricing import PACKAGE, PER_UNIT, SCHEMES, TIERED_SCHEMES
 from plans.validation import PRICED_MODELS
 
 # The fields the form shows or hides; the meter and the model are always shown.

@@ -12,7 +12,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import (
+from common.admin_forms import (
     EXACT_DECIMALS,
     ExactDecimalField,
     admin_language,
@@ -23,9 +23,8 @@ from billing.core.admin_forms import (
     quantity_text,
     unit_price_text,
 )
-from billing.core.errors import BillingError
-from billing.core.vocabulary import ConsumptionModel
-from billing.rating.pricing import PricingSpec, TierSpec
+from common.errors import BillingError
+from common.vocabulary import ConsumptionModel
 from plans.admin.charge_fields import (
     CREDITS_PER_UNIT,
     INCLUDED_UNITS,
@@ -43,6 +42,7 @@ from plans.admin.version_inline_rules import FrozenWhenPublishedMixin, is_frozen
 from plans.feature_grants import FeatureGrant
 from plans.field_checks import FieldErrors
 from plans.models import PER_HELP, Charge, Meter, PlanVersion, PriceTier
+from plans.pricing import PricingSpec, TierSpec
 from plans.pricing_validation import check_per
 from plans.selectors import meter_groups_in
 from plans.validation import ChargeSpec, VersionSpec, validate_version, version_terms_spec

@@ -5,7 +5,7 @@ group_by properties in order (empty: any value), then the cost and optionally
 list): `gpt-4o,input,2.50`. A first line without a number names the columns
 (`model,token_type,cost,per`). Cells are split by tabs (pasted from a
 spreadsheet), semicolons or commas; numbers are read as the user types them
-(billing.core.typed_numbers).
+(common.typed_numbers).
 
 Only reading here: the rows are written, and checked, by
 plans.cost_rules.cost_rate_create. The preview is the rate-card grid's table
@@ -15,8 +15,8 @@ from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
-from billing.core.money import DecimalRefused
-from billing.core.typed_numbers import typed_number_read
+from common.money import DecimalRefused
+from common.typed_numbers import typed_number_read
 from plans.admin.rate_card_grid import Grid, GridRow, is_header, pasted_lines
 
 MAX_LINES = 500

@@ -23,14 +23,14 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_fields import currency_choices
-from billing.core.admin_forms import (
+from common.admin_fields import currency_choices
+from common.admin_forms import (
     ExactDecimalField,
     admin_language,
     path_words,
     unit_price_text,
 )
-from billing.core.errors import BillingError, Conflict
+from common.errors import BillingError, Conflict
 from plans.admin.cost_rate_import import read_price_list
 from plans.admin.rate_card_grid import GRID_STYLE, Grid, grid_table
 from plans.cost_rules import cost_rate_create, cost_rate_supersede

@@ -6,11 +6,11 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from billing.core.admin_deletion import RefusedDeletionMixin
-from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt, money_text
-from billing.core.admin_history import AuditHistoryAdmin
-from billing.core.money import format_decimal
-from billing.core.vocabulary import CouponDuration
+from common.admin_deletion import RefusedDeletionMixin
+from common.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt, money_text
+from common.admin_history import AuditHistoryAdmin
+from common.money import format_decimal
+from common.vocabulary import CouponDuration
 from plans import coupons
 from plans.coupon_validation import validate_coupon
 from plans.models import Coupon

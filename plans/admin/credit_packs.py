@@ -9,8 +9,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
-from billing.core.admin_fields import CurrencyFilter, currency_choices
-from billing.core.admin_forms import (
+from common.admin_fields import CurrencyFilter, currency_choices
+from common.admin_forms import (
     ExactDecimalField,
     ServiceValidatedForm,
     adopt,
@@ -18,8 +18,8 @@ from billing.core.admin_forms import (
     quantity_text,
     typed_money_field,
 )
-from billing.core.admin_history import AuditHistoryAdmin
-from billing.core.money import format_money
+from common.admin_history import AuditHistoryAdmin
+from common.money import format_money
 from plans import services
 from plans.models import CreditPack, Meter
 from plans.validation import validate_credit_pack

@@ -1,5 +1,5 @@
 """Why a catalog object in use may not be deleted, in the words its admin page
-shows (billing.core.admin_deletion): the plan and version by name, how many
+shows (common.admin_deletion): the plan and version by name, how many
 customers are on it, and what to do instead."""
 
 from billing.subscriptions.selectors import with_live_subscription_count

@@ -3,7 +3,7 @@
 (`USD,EUR,0.9210,2026-11-01,ECB reference`). A first line without a number
 names the columns, in any order. Cells are split by tabs (pasted from a
 spreadsheet), semicolons or commas; the rate is read as the user types numbers
-(billing.core.typed_numbers); a moment is a date (its UTC midnight), a UTC
+(common.typed_numbers); a moment is a date (its UTC midnight), a UTC
 "YYYY-MM-DD HH:MM", or ISO 8601 with an offset.
 
 Only reading here: the rows are checked and written, all or none, by
@@ -15,9 +15,9 @@ from datetime import UTC, date, datetime
 
 from django.utils.translation import gettext as _
 
-from billing.core.money import DecimalRefused
-from billing.core.periods import parse_instant
-from billing.core.typed_numbers import typed_number_read
+from common.money import DecimalRefused
+from common.periods import parse_instant
+from common.typed_numbers import typed_number_read
 from plans.admin.rate_card_grid import is_header, pasted_lines
 from plans.exchange_rate_rules import FIELDS
 

@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_fields import currency_choices
-from billing.core.admin_forms import ExactDecimalField, add_billing_error, admin_language
-from billing.core.errors import BillingError
-from billing.core.money import format_decimal
+from common.admin_fields import currency_choices
+from common.admin_forms import ExactDecimalField, add_billing_error, admin_language
+from common.errors import BillingError
+from common.money import format_decimal
 from plans.admin.exchange_rate_paste import read_rates
 from plans.exchange_rate_rules import exchange_rate_create, exchange_rates_create
 from plans.models import ExchangeRate

@@ -7,10 +7,10 @@ from django.contrib import admin
 from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_deletion import RefusedDeletionMixin
-from billing.core.admin_forms import ServiceValidatedForm, adopt
-from billing.core.admin_history import AuditHistoryAdmin
 from billing.subscriptions.deals import features_named_by_deals
+from common.admin_deletion import RefusedDeletionMixin
+from common.admin_forms import ServiceValidatedForm, adopt
+from common.admin_history import AuditHistoryAdmin
 from plans import features
 from plans.models import Feature
 

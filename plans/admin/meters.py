@@ -8,10 +8,10 @@ from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_deletion import RefusedDeletionMixin
-from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
-from billing.core.admin_history import AuditHistoryAdmin
 from billing.usage.metering import as_text
+from common.admin_deletion import RefusedDeletionMixin
+from common.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
+from common.admin_history import AuditHistoryAdmin
 from plans import services
 from plans.admin.deletion_refusals import meter_deletion_refusal
 from plans.models import Meter

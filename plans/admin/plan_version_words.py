@@ -9,7 +9,7 @@ from django.utils.dateformat import format as date_format
 from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.errors import BillingError
+from common.errors import BillingError
 from plans.models import PlanVersion
 
 

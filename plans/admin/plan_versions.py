@@ -31,10 +31,13 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.admin.simulations import RUN_SIMULATIONS
-from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
-from billing.core.admin_deletion import RefusedDeletionMixin
-from billing.core.admin_fields import currency_choices
-from billing.core.admin_forms import (
+from billing.simulation.sandbox import sandbox_invoice, start_of_day
+from billing.subscriptions.selectors import live_subscription_counts, with_live_subscription_count
+from billing.usage.statement import meter_names
+from common.admin_confirm import Confirmation, confirmation_page, is_confirmed
+from common.admin_deletion import RefusedDeletionMixin
+from common.admin_fields import currency_choices
+from common.admin_forms import (
     EXACT_DECIMALS,
     ServiceValidatedForm,
     adopt,
@@ -43,12 +46,9 @@ from billing.core.admin_forms import (
     percent_text,
     quantity_column,
 )
-from billing.core.admin_history import AuditHistoryAdmin
-from billing.core.errors import BillingError
-from billing.simulation.sandbox import sandbox_invoice, start_of_day
-from billing.subscriptions.selectors import live_subscription_counts, with_live_subscription_count
-from billing.usage.statement import meter_names
-from config.history import one_change, writer_text
+from common.admin_history import AuditHistoryAdmin
+from common.errors import BillingError
+from common.history import one_change, writer_text
 from plans import selectors, services
 from plans.admin.charge_fields import field_table
 from plans.admin.charges import ChargeInline, version_spec

@@ -10,11 +10,11 @@ from django.utils.html import format_html
 from django.utils.timezone import get_current_timezone
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_deletion import RefusedDeletionMixin
-from billing.core.admin_forms import ServiceValidatedForm, money_column
-from billing.core.admin_history import AuditHistoryAdmin
-from billing.core.customer_text import day
 from billing.subscriptions.selectors import with_live_subscription_count
+from common.admin_deletion import RefusedDeletionMixin
+from common.admin_forms import ServiceValidatedForm, money_column
+from common.admin_history import AuditHistoryAdmin
+from common.customer_text import day
 from plans.admin.deletion_refusals import plan_deletion_refusal
 from plans.models import Plan, PlanVersion
 from plans.validation import FieldErrors, check_code

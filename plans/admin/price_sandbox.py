@@ -13,7 +13,8 @@ from django.utils.dateformat import format as date_format
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import (
+from billing.simulation.sandbox import SandboxInvoice, interval_end
+from common.admin_forms import (
     ExactDecimalField,
     ExactIntegerField,
     money_text,
@@ -21,11 +22,10 @@ from billing.core.admin_forms import (
     quantity_text,
     unit_price_text,
 )
-from billing.core.vocabulary import ConsumptionModel
-from billing.rating import lines as rating
-from billing.rating.rate_cards import Combination, row_combination
-from billing.simulation.sandbox import SandboxInvoice, interval_end
+from common.vocabulary import ConsumptionModel
+from plans import rating
 from plans.models import TaxRate
+from plans.rate_card_pricing import Combination, row_combination
 from plans.validation import VersionSpec
 
 # The charges whose usage is on the period's invoice; credits and balance charges

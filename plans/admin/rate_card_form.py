@@ -12,8 +12,8 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import admin_language
-from billing.core.vocabulary import ConsumptionModel
+from common.admin_forms import admin_language
+from common.vocabulary import ConsumptionModel
 from plans.admin.rate_card_grid import (
     GRID_STYLE,
     Grid,

@@ -8,7 +8,7 @@ value, so the property is not in the row's `when`), then the price and,
 optionally, `per`: `gpt-4o,input,2.50,1000000`; `,,4.00,1000000` is the default
 row. A first line without a number is a header naming the properties
 (`model,token_type,unit_price,per`). Prices are read as the user types numbers
-(billing.core.typed_numbers): in French and German, '2,50' after a tab or a
+(common.typed_numbers): in French and German, '2,50' after a tab or a
 semicolon, or in quotes."""
 
 import csv
@@ -20,12 +20,12 @@ from decimal import Decimal
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text
-from billing.core.money import DecimalRefused
-from billing.core.typed_numbers import convention, typed_number_read
-from billing.rating.pricing import PER_UNIT, PricingSpec
-from billing.rating.rate_cards import RateSpec
+from common import customer_text
+from common.money import DecimalRefused
+from common.typed_numbers import convention, typed_number_read
+from plans.pricing import PER_UNIT, PricingSpec
 from plans.pricing_validation import SCHEME_WORDS
+from plans.rate_card_pricing import RateSpec
 from plans.rate_cards import MAX_RATES
 
 ONE = Decimal(1)

@@ -9,11 +9,11 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_deletion import RefusedDeletionMixin
-from billing.core.admin_fields import CountryFilter
-from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
-from billing.core.admin_history import AuditHistoryAdmin
-from billing.core.money import format_decimal
+from common.admin_deletion import RefusedDeletionMixin
+from common.admin_fields import CountryFilter
+from common.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
+from common.admin_history import AuditHistoryAdmin
+from common.money import format_decimal
 from plans import services
 from plans.models import TaxRate
 from plans.tax_rates import TAX_RATE_CLASSIFICATION

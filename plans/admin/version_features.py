@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.utils.translation import gettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.vocabulary import FeatureKind
+from common.vocabulary import FeatureKind
 from plans import selectors
 from plans.admin.version_inline_rules import FrozenWhenPublishedMixin, is_frozen, kept_forms
 from plans.feature_grants import (

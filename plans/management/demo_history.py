@@ -16,12 +16,12 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from billing.core.customer_text import customer_zone
-from billing.core.periods import month_start
 from billing.invoicing.close import CloseResult, periods_close
 from billing.models import Subscription, SubscriptionChange
 from billing.subscriptions.lifecycle import subscription_create
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, events_ingest
+from common.customer_text import customer_zone
+from common.periods import month_start
 from customers.models import Customer
 from invoices.issue_dates import history_recorded
 from invoices.models import Invoice

@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
 
-from billing.core.migration_operations import AlterFields
+from common.migration_operations import AlterFields
 
 
 class Migration(migrations.Migration):

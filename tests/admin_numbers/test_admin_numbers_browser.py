@@ -11,11 +11,11 @@ from decimal import Decimal as D
 import pytest
 from django.contrib.auth.models import User
 
-from billing.rating.lines import LineInput
 from config.user_language import user_language_set
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
 from plans.models import PlanVersion
+from plans.rating import LineInput
 from tests.factories import CustomerFactory, PlanFactory
 
 PASSWORD = "numbers-as-typed-1"

@@ -1,5 +1,5 @@
 """The admin's confirmation pages show the amounts they act on in the user's
-convention, with the currency (through billing.core.admin_forms.money_text)."""
+convention, with the currency (through common.admin_forms.money_text)."""
 
 from datetime import UTC, datetime
 from decimal import Decimal as D
@@ -7,10 +7,10 @@ from decimal import Decimal as D
 import pytest
 from django.contrib.auth.models import User
 
-from billing.rating.lines import LineInput
 from config.user_language import user_language_set
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
+from plans.rating import LineInput
 from tests.factories import CustomerFactory
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -1,5 +1,5 @@
 """Amounts and quantities typed in the admin, read in the user's convention
-(billing.core.typed_numbers) by the one admin field (ExactDecimalField), shown back
+(common.typed_numbers) by the one admin field (ExactDecimalField), shown back
 in it, and the admin user's language (config.user_language)."""
 
 import re
@@ -9,9 +9,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import translation
 
-from billing.core.admin_forms import ExactDecimalField, money_text
-from billing.core.money import DecimalRefused
-from billing.core.typed_numbers import typed_number_read
+from common.admin_forms import ExactDecimalField, money_text
+from common.money import DecimalRefused
+from common.typed_numbers import typed_number_read
 from config.models import UserLanguage
 from config.user_language import user_language_set
 from customers.models import Customer
@@ -327,7 +327,7 @@ def test_a_german_users_ambiguous_threshold_is_asked_about(client, db):
     [("de", "1.000", 1000), ("fr", "1 000", 1000), ("en", "1,000", 1000), ("en", "12", 12)],
 )
 def test_a_count_is_read_in_the_users_convention(language, typed, count):
-    from billing.core.admin_forms import ExactIntegerField
+    from common.admin_forms import ExactIntegerField
 
     with translation.override(language):
         assert ExactIntegerField(min_value=0).clean(typed) == count
@@ -344,7 +344,7 @@ def test_a_count_is_read_in_the_users_convention(language, typed, count):
 def test_a_count_that_is_not_whole_or_reads_two_ways_is_refused(language, typed, message):
     from django.core.exceptions import ValidationError
 
-    from billing.core.admin_forms import ExactIntegerField
+    from common.admin_forms import ExactIntegerField
 
     with translation.override(language), pytest.raises(ValidationError) as refused:
         ExactIntegerField(min_value=0).clean(typed)

@@ -14,13 +14,13 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
-from billing.core.errors import InvalidRequest
 from billing.invoicing.close import periods_close
 from billing.models import Alert, AlertTeamRecipient, Subscription, WebhookDelivery, WebhookEndpoint
 from billing.notifications.alerts import alert_raise
 from billing.notifications.webhooks import webhook_event_publish, webhook_signature
 from billing.tasks import deliver_alert_webhook, deliver_webhook
 from billing.usage.alerts import usage_alerts_check
+from common.errors import InvalidRequest
 from customers.models import Customer
 from customers.services import customer_update
 from tests.factories import (

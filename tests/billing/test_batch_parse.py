@@ -1,7 +1,7 @@
 """A batch body reads the same through the fast decoder (msgspec) as through
 json.loads: the same values, the same Decimals to the exponent, and for what the
 fast decoder refuses, json.loads' own answer or error. A body nested deeper than
-MAX_BODY_DEPTH is read without recursion (billing.core.nesting), as json.loads reads
+MAX_BODY_DEPTH is read without recursion (common.nesting), as json.loads reads
 it up to that depth, and what lies past it as TOO_DEEP."""
 
 import json
@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.core import nesting
-from billing.core.nesting import MAX_BODY_DEPTH, TOO_DEEP, may_nest_deeper_than
-from billing.core.storable import UNSTORABLE_NUMBER, unstorable_json_reason
 from billing.usage import ingestion
 from billing.usage.ingestion import batch_parse, json_parse
-from config.api import json_body
+from common import nesting
+from common.nesting import MAX_BODY_DEPTH, TOO_DEEP, may_nest_deeper_than
+from common.rest_api import json_body
+from common.storable import UNSTORABLE_NUMBER, unstorable_json_reason
 
 
 def outcome(parse, body: bytes):

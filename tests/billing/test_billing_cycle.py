@@ -10,11 +10,11 @@ import time_machine
 
 from billing.invoicing.close import periods_close
 from billing.models import Subscription
-from billing.rating.pricing import PricingSpec, TierSpec
 from billing.subscriptions.lifecycle import subscription_change_plan
 from billing.usage.ingestion import events_ingest
 from invoices.models import CreditNote, Invoice
 from plans.models import Plan
+from plans.pricing import PricingSpec, TierSpec
 from plans.validation import ChargeSpec
 from tests.factories import (
     CustomerFactory,

@@ -1,5 +1,5 @@
 """A close group reads once what most periods have none of (billing.invoicing.close.
-_group_reads, through billing.core.rawsql.answered): which of its subscriptions
+_group_reads, through common.rawsql.answered): which of its subscriptions
 have threshold billings or a running discount, which customers have a commit or
 tax rates of their own, and the default rates once for the others. Each period
 still closes to the cent as it would alone: a subscription with a discount, a
@@ -11,10 +11,10 @@ from decimal import Decimal as D
 import pytest
 from django.db import connection, transaction
 
-from billing.core.vocabulary import CouponDuration
 from billing.invoicing import close
 from billing.invoicing.close import subscriptions_close
 from billing.subscriptions.discounts import discount_redeem
+from common.vocabulary import CouponDuration
 from invoices.models import Invoice
 from plans.coupons import coupon_create
 from plans.tax_rates import tax_rate_create

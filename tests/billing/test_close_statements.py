@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from billing.invoicing.close import subscriptions_close
 from billing.locks import subscription_lock
 from billing.models import Subscription
-from config.history import change_id, one_change
+from common.history import change_id, one_change
 from invoices.models import Invoice
 from invoices.services import invoices_finalize_due
 from plans.models import PlanVersion

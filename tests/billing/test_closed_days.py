@@ -18,7 +18,6 @@ import time_machine
 from django.core.management import call_command
 from django.db import transaction
 
-from billing.core import rawsql
 from billing.models import UsagePropertyDailyRollup
 from billing.usage import breakdowns, closed_days
 from billing.usage.breakdowns import usage_combinations
@@ -26,6 +25,7 @@ from billing.usage.closed_days import closed_days_cache
 from billing.usage.folding import fold_clock, unfolded_events, usage_fold
 from billing.usage.ingestion import events_ingest
 from billing.usage.rebuild import meter_usage_rebuild
+from common import rawsql
 from customers.services import customer_create
 from tests.billing.test_folding import ROOT, folder_env
 from tests.billing.test_group_daily_rollups import (

@@ -19,7 +19,6 @@ from django.core.management import call_command
 from django.db import connection
 
 from billing.breakdown_models import UsagePropertyRollup
-from billing.rating.rate_cards import RateSpec, row_quantity
 from billing.usage import check
 from billing.usage.breakdowns import (
     combination_quantity,
@@ -31,6 +30,7 @@ from billing.usage.folding import unfolded_events, usage_fold
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import combinations_only, event_group_values, meter_cache
 from customers.services import customer_create
+from plans.rate_card_pricing import RateSpec, row_quantity
 from plans.services import meter_create
 
 pytestmark = pytest.mark.django_db

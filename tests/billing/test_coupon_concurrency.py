@@ -7,9 +7,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.core.errors import Conflict
 from billing.models import Discount
 from billing.subscriptions.discounts import discount_redeem
+from common.errors import Conflict
 from plans.coupons import coupon_create
 from plans.models import Coupon
 from tests.factories import CustomerFactory, published_version, subscribe

@@ -9,17 +9,17 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.core.vocabulary import CouponDuration
+from billing.coupon_rule import discount_amount
 from billing.invoicing.close import periods_close
 from billing.models import Discount, Subscription
-from billing.rating.discounts import discount_amount
-from billing.rating.pricing import PricingSpec, TierSpec
 from billing.subscriptions.discounts import discount_redeem
 from billing.subscriptions.lifecycle import subscription_cancel, subscription_change_plan
 from billing.usage.ingestion import events_ingest
+from common.vocabulary import CouponDuration
 from invoices.models import CreditNote, Invoice
 from plans.coupons import coupon_create
 from plans.models import Coupon
+from plans.pricing import PricingSpec, TierSpec
 from plans.services import tax_rate_create
 from plans.validation import ChargeSpec
 from tests.factories import (

@@ -17,23 +17,23 @@ import time_machine
 from django.core import mail
 from django.db import connections
 
-from billing.core.customer_text import CustomerText
-from billing.core.errors import InvalidRequest
 from billing.invoicing.close import periods_close
 from billing.models import Alert, AlertTeamRecipient, ChannelMessage
 from billing.notifications import channels
 from billing.notifications.channel_messages import budget_words, email_text
-from billing.rating.pricing import PER_UNIT, PricingSpec
-from billing.rating.rate_cards import RateSpec
 from billing.tasks import (
     check_usage_alerts,
     retry_due_channel_messages,
 )
 from billing.usage.ingestion import events_ingest
+from common.customer_text import CustomerText
+from common.errors import InvalidRequest
 from config.celery import URGENT_QUEUE, app
 from customers.limits import limits_set
 from customers.models import Customer
 from customers.portal_links import portal_email_url
+from plans.pricing import PER_UNIT, PricingSpec
+from plans.rate_card_pricing import RateSpec
 from plans.services import meter_create
 from plans.validation import ChargeSpec
 from tests.beat import scheduled

@@ -4,8 +4,8 @@ replaces was for, and reads so (billing.admin.deals)."""
 from decimal import Decimal as D
 
 from billing.admin.deals import _pricing, deal_from
-from billing.rating.pricing import PricingSpec
 from plans.overrides import ChargeOverride, Overrides, overrides_to_json
+from plans.pricing import PricingSpec
 
 
 def stored_deal(pricing: PricingSpec) -> dict:

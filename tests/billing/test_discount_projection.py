@@ -10,12 +10,12 @@ import pytest
 import time_machine
 
 from billing import dashboard
-from billing.core.vocabulary import CouponDuration
 from billing.invoicing.close import periods_close
 from billing.models import Discount
 from billing.subscriptions.discounts import discount_redeem
 from billing.subscriptions.lifecycle import subscription_cancel, subscription_change_plan
 from billing.usage.ingestion import events_ingest
+from common.vocabulary import CouponDuration
 from customers.portal import portal_session_create
 from invoices.models import Invoice
 from plans.coupons import coupon_create

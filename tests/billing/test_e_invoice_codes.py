@@ -1,11 +1,11 @@
-"""billing.core.e_invoice_codes: the identifiers an EN 16931 e-invoice carries,
+"""common.e_invoice_codes: the identifiers an EN 16931 e-invoice carries,
 and the code lists read from the official validation stylesheet."""
 
 from decimal import Decimal
 
 import pytest
 
-from billing.core.e_invoice_codes import (
+from common.e_invoice_codes import (
     bic_errors,
     eas_schemes,
     iban_errors,

@@ -14,13 +14,13 @@ from django.db import connection
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from billing.core.money import SQLITE_EXACT_DIGITS
 from billing.usage import edges
 from billing.usage.breakdowns import usage_groups
 from billing.usage.edges import edges_add_metered
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import as_quantity, contributions, meter_cache
 from billing.usage.reads import Tally, exact_quantity, hour_edges, usage_quantities
+from common.money import SQLITE_EXACT_DIGITS
 from customers.services import customer_create
 from plans.models import Meter
 from plans.services import meter_create

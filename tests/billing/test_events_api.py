@@ -11,13 +11,13 @@ import time_machine
 from django.db import connection
 from rest_framework.test import APIClient
 
-from billing.core import nesting
-from billing.core.money import DECIMAL_MESSAGE
 from billing.models import EventKey, UsageEvent, UsageRollup, UsageUniqueValue
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
 from billing.usage.partitions import event_partitions_ensure
 from billing.usage.reads import usage_quantities
+from common import nesting
+from common.money import DECIMAL_MESSAGE
 from customers.api_keys import api_key_create
 from plans.services import meter_create
 
@@ -565,7 +565,7 @@ def test_a_timestamp_out_of_datetime_range_is_a_per_event_rejection(
 def test_an_event_nested_too_deep_is_rejected_alone(api, acme, meters, depth):
     """Valid JSON nested at any depth: the event past the properties' 32 levels is
     rejected with its reason, the others in the batch stored (the body is read
-    without recursion: billing.core.nesting)."""
+    without recursion: common.nesting)."""
     deep = json.dumps(prompt("deep"))[:-2] + ', "a": ' + "[" * depth + "1" + "]" * depth + "}}"
     body = '{"events": [' + json.dumps(prompt("e1")) + ", " + deep + ", "
     body += json.dumps(prompt("e2")) + "]}"

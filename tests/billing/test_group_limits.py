@@ -16,10 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from pypdf import PdfReader
 
-from billing.core.groups import OTHER_VALUE, TOP_GROUPS
 from billing.invoicing.close import periods_close
-from billing.rating.pricing import PER_UNIT, PricingSpec
-from billing.rating.rate_cards import RateSpec
 from billing.usage.breakdowns import usage_groups
 from billing.usage.edges import edges_add
 from billing.usage.group_limits import edge_values_kept, group_value_cache
@@ -27,11 +24,14 @@ from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
 from billing.usage.reads import Tally
 from billing.usage.rebuild import meter_usage_rebuild
+from common.groups import OTHER_VALUE, TOP_GROUPS
 from customers.models import Customer
 from customers.portal_links import portal_session_create
 from customers.services import customer_create
 from invoices.models import Invoice, InvoiceLine
 from invoices.pdf import render_invoice_pdf
+from plans.pricing import PER_UNIT, PricingSpec
+from plans.rate_card_pricing import RateSpec
 from plans.services import meter_create
 from plans.validation import ChargeSpec
 from tests.factories import api_client, overage, published_version, subscribe

@@ -13,14 +13,14 @@ import time_machine
 from django.utils import translation
 from pypdf import PdfReader
 
-from billing.core import customer_text
 from billing.invoicing.close import periods_close
-from billing.rating.lines import charge_lines
-from billing.rating.pricing import GRADUATED, PricingSpec, TierSpec
 from billing.subscriptions.lifecycle import subscription_change_plan
+from common import customer_text
 from customers.portal import portal_session_create
 from invoices.models import CreditNote, Invoice
 from invoices.pdf import render_invoice_pdf
+from plans.pricing import GRADUATED, PricingSpec, TierSpec
+from plans.rating import charge_lines
 from plans.validation import ChargeSpec
 from tests.factories import (
     CustomerFactory,

@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from billing.core.money import format_decimal
 from billing.models import UsageEvent, UsageRollup
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import as_text, meter_cache
 from billing.usage.reads import usage_quantities
+from common.money import format_decimal
 from plans.services import meter_create
 
 D = Decimal

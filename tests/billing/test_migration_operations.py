@@ -1,10 +1,10 @@
-"""AlterFields (billing.core.migration_operations): the state it leaves, rendered or
+"""AlterFields (common.migration_operations): the state it leaves, rendered or
 not, and when it reloads the rendered models."""
 
 from django.db import models
 from django.db.migrations.state import ModelState, ProjectState
 
-from billing.core.migration_operations import AlterFields, words_only
+from common.migration_operations import AlterFields, words_only
 
 
 def project() -> ProjectState:

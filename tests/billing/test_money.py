@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.core.money import (
+from common.money import (
     currency_exponent,
     format_decimal,
     format_money,

@@ -163,7 +163,7 @@ def test_a_change_finalized_by_hand_while_the_beat_runs_keeps_the_order(catalog,
     """For real on PostgreSQL: an operator finalizes each change's draft while the
     beat finalizes every draft due, at the same moment. Neither waits forever,
     each invoice is numbered once, gap-free, each start before its change."""
-    from billing.core.errors import Conflict
+    from common.errors import Conflict
     from invoices.services import invoices_finalize_due
     from tests.threads import run_at_once
 

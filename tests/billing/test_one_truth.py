@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from billing import dashboard
-from billing.core.vocabulary import CouponDuration
 from billing.invoicing.close import periods_close
 from billing.invoicing.discounts import usage_discounted
 from billing.invoicing.progressive import threshold_invoice_write
@@ -41,6 +40,7 @@ from billing.usage.alerts import usage_alerts_check
 from billing.usage.ingestion import events_ingest
 from billing.usage.priced import usage_summary
 from billing.usage.summary import period_usage
+from common.vocabulary import CouponDuration
 from customers.models import Customer
 from customers.portal import portal_session_create
 from invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine

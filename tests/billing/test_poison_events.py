@@ -11,9 +11,9 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from billing.core.storable import NUMBER_MESSAGE, SURROGATE_MESSAGE
 from billing.models import EventKey, UsageEvent, UsageRollup
 from billing.usage.ingestion import batch_parse
+from common.storable import NUMBER_MESSAGE, SURROGATE_MESSAGE
 from plans.services import meter_create
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)

@@ -14,8 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.invoicing.close import periods_close
-from billing.rating.lines import usage_and_true_up
-from billing.rating.pricing import PricingSpec, TierSpec
 from billing.subscriptions.discounts import discount_redeem
 from billing.subscriptions.lifecycle import subscription_change_plan
 from customers.portal import portal_session_create
@@ -23,6 +21,8 @@ from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_void
 from plans.coupons import coupon_create
+from plans.pricing import PricingSpec, TierSpec
+from plans.rating import usage_and_true_up
 from plans.services import tax_rate_create
 from plans.validation import ChargeSpec, VersionSpec
 from tests.factories import MeterFactory, PlanVersionFactory, published_version, subscribe

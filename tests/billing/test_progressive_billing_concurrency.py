@@ -12,11 +12,11 @@ import time_machine
 from rest_framework.test import APIClient
 
 from billing.invoicing.close import periods_close
-from billing.rating.lines import usage_and_true_up
-from billing.rating.pricing import PricingSpec, TierSpec
 from billing.tasks import check_usage_alerts
 from customers.services import customer_create
 from invoices.models import Invoice
+from plans.pricing import PricingSpec, TierSpec
+from plans.rating import usage_and_true_up
 from plans.services import meter_create
 from plans.validation import ChargeSpec, VersionSpec
 from tests.billing.test_ingest_concurrency import CLIENTS

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from billing.core.money import quantize_money
 from billing.models import Subscription
 from billing.subscriptions.lifecycle import subscription_cancel
+from common.money import quantize_money
 from invoices.models import CreditNoteLine, Invoice
 from tests.factories import CustomerFactory, published_version, subscribe
 
@@ -125,8 +125,8 @@ def test_s33_a_paris_cancel_credits_83_of_720_hours(api, locale, words):
 def test_the_share_takes_more_places_where_four_would_not_give_the_amount():
     # given: 83 of 720 hours (0.115277...) of 999.00 is 115.16, but 0.1153 x 999.00
     # is 115.18; 0.11528 x 999.00 is 115.16
-    from billing.core import customer_text
-    from billing.core.customer_text import CustomerText
+    from common import customer_text
+    from common.customer_text import CustomerText
 
     share = D(83) / D(720)
     with customer_text.speaking("en"):

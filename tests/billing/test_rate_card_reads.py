@@ -7,13 +7,13 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.rating.lines import Uncovered, charge_lines
-from billing.rating.pricing import PricingSpec
-from billing.rating.rate_cards import RateSpec, ties
 from billing.usage.breakdowns import usage_combinations
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import MeterDef, combination_values, meter_cache
 from customers.services import customer_create
+from plans.pricing import PricingSpec
+from plans.rate_card_pricing import RateSpec, ties
+from plans.rating import Uncovered, charge_lines
 from plans.services import meter_create
 from plans.validation import ChargeSpec, VersionSpec, validate_version
 from tests.factories import api_client, llm_tokens_meter

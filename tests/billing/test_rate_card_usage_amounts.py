@@ -205,7 +205,7 @@ EXPECTED: dict = {
 def test_repeated_reads_answer_the_same_in_one_round_trip(card, sent_ahead):
     """From the second read on the closed days' group sums are kept
     (billing.usage.closed_days), and from the third every statement of the read
-    travels in one round trip (billing.core.rawsql.read_ahead), the commit's and the
+    travels in one round trip (common.rawsql.read_ahead), the commit's and the
     drafts' too: but the load of the drafts found (the subscription's first
     invoice, in advance), by the ORM."""
     client = api_client("read")

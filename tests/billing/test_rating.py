@@ -5,8 +5,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.rating.lines import LineInput, fixed_lines, usage_and_true_up
-from billing.rating.pricing import PricingSpec, TierSpec
+from plans.pricing import PricingSpec, TierSpec
+from plans.rating import LineInput, fixed_lines, usage_and_true_up
 from plans.validation import ChargeSpec, VersionSpec
 
 

@@ -11,7 +11,7 @@ numbers cannot tell a right rule from a wrong one (S10 changes plan at midnight,
 - late usage re-rates every billed period inside the late window, not only the
   last one, and a true-up it changes is billed (billing.invoicing.period_lines.late_usage_lines);
 - a calendar subscription's first, partial period is a share of its whole month
-  for every proration in it (billing.core.periods.whole_period and period_share): its
+  for every proration in it (common.periods.whole_period and period_share): its
   fixed fees, a change, cancel or seat change in it, its commitment (at the close,
   on either side of a change, and re-rated for late usage), the usage projection
   and the spend limit.

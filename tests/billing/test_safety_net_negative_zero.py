@@ -3,7 +3,7 @@ zero: -1 x 0.00 is -0.00, and -0.004 rounds to -0.00, which prints as "-0.00". A
 credit that rounds to nothing (a proration credit for the last second of a
 period, a seat removed a second before the end) is where one arises:
 billing.subscriptions.lifecycle._proration writes `sign * amount`. The folds that keep it out: the
-one rounding helper (billing.core.money.quantize_money), the one money formatter
+one rounding helper (common.money.quantize_money), the one money formatter
 (format_money, and format_decimal for plain numbers), and the databases, which
 both store -0.00 as 0."""
 
@@ -13,13 +13,13 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.core.money import format_decimal, format_money, quantize_money
 from billing.invoicing.close import periods_close
 from billing.models import SubscriptionChange
 from billing.subscriptions.lifecycle import (
     subscription_change_plan,
     subscription_set_seats,
 )
+from common.money import format_decimal, format_money, quantize_money
 from invoices.models import CreditNote, Invoice
 from plans.models import Plan
 from tests.factories import PlanFactory, subscribe

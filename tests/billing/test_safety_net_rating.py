@@ -1,7 +1,7 @@
-"""Safety net for tiered prices on invoice lines. billing.rating.pricing.price_units is the
+"""Safety net for tiered prices on invoice lines. plans.pricing.price_units is the
 amount function (what the check, the draw-down and the spend limit price); the
-invoice's lines come from billing.rating.lines, one line per piece of the same walk
-(billing.rating.pricing.priced_pieces), to explain the amount line by line. The two must
+invoice's lines come from plans.rating, one line per piece of the same walk
+(plans.pricing.priced_pieces), to explain the amount line by line. The two must
 agree:
 
 - a graduated tier's flat fee is on the line of that tier (S8's tiers have none);
@@ -16,12 +16,12 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.core.money import quantize_money
 from billing.invoicing.close import periods_close
-from billing.rating.lines import usage_and_true_up
-from billing.rating.pricing import GRADUATED, VOLUME, PricingSpec, TierSpec, price_units
 from billing.usage.ingestion import events_ingest
+from common.money import quantize_money
 from invoices.models import Invoice
+from plans.pricing import GRADUATED, VOLUME, PricingSpec, TierSpec, price_units
+from plans.rating import usage_and_true_up
 from plans.validation import ChargeSpec, VersionSpec
 from tests.factories import CustomerFactory, MeterFactory, PlanFactory, subscribe
 

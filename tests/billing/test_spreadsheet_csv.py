@@ -11,10 +11,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv, text_cell
 from billing.journal.models import JournalEntry
 from billing.journal.trial_balance import entity_trial_balance, trial_balance_lines
 from billing.margins.report import Margin, margins_csv
+from common.spreadsheet_csv import Figure, SpreadsheetCsv, text_cell
 from tests.factories import CustomerFactory, api_client
 from wallets.revenue import RevenueMonth, credit_revenue_csv
 

@@ -188,7 +188,7 @@ def test_subscription_pages_read_their_labels_in_one_query(admin_client, pro):
 
 
 def test_a_refusal_path_no_form_field_holds_reads_in_words():
-    from billing.core.admin_forms import path_words
+    from common.admin_forms import path_words
 
     assert path_words("charges.1.pricing.tiers.0.up_to") == "Charge 2, pricing, tier 1, up to"
     assert path_words("lines.0.amount") == "Line 1, amount"
@@ -198,8 +198,8 @@ def test_a_refusal_path_no_form_field_holds_reads_in_words():
 def test_a_refusal_with_only_empty_field_messages_still_shows_its_words():
     from django import forms
 
-    from billing.core.admin_forms import add_billing_error
-    from billing.core.errors import InvalidRequest
+    from common.admin_forms import add_billing_error
+    from common.errors import InvalidRequest
 
     class PackForm(forms.Form):
         pack = forms.CharField()

@@ -12,10 +12,10 @@ from decimal import Decimal as D
 import pytest
 
 from billing.models import Subscription
-from billing.rating.lines import LineInput
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_void, invoice_write_draft
 from plans.models import PlanVersion
+from plans.rating import LineInput
 from tests.factories import CustomerFactory, published_version, subscribe
 from wallets.models import CreditBlock, Wallet
 

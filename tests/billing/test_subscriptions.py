@@ -9,9 +9,9 @@ import pytest
 import time_machine
 from django.db import connection
 
-from billing.core.periods import period_boundary, period_containing
 from billing.models import Subscription, SubscriptionChange
 from billing.usage.ingestion import events_ingest
+from common.periods import period_boundary, period_containing
 from plans.models import Plan, PlanVersion
 from plans.services import plan_version_publish
 from tests.factories import (

@@ -11,12 +11,12 @@ from decimal import Decimal as D
 import pytest
 
 from billing.models import Alert
-from billing.rating.lines import LineInput
 from billing.usage.ingestion import events_ingest
 from config.celery import BULK_QUEUE, URGENT_QUEUE, URGENT_TASKS, app
 from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_write_draft, invoices_finalize_due
+from plans.rating import LineInput
 from plans.services import meter_create
 from tests.factories import overage, published_version, subscribe
 from tests.workers import (

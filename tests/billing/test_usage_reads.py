@@ -455,7 +455,7 @@ def test_a_repeated_usage_read_reads_ahead_and_counts_what_came_in_between(
     api, usage_data, sent_ahead
 ):
     """From the third read of the same question on, its statements travel with the
-    customer's read in one round trip (billing.core.rawsql.read_ahead); their rows
+    customer's read in one round trip (common.rawsql.read_ahead); their rows
     are read in the request, so events stored in between count."""
     question = {"period_start": "2026-11-21T10:15:00Z", "period_end": "2026-11-21T12:00:00Z"}
 
@@ -493,7 +493,7 @@ def test_an_event_stored_during_a_grouped_read_ahead_leaves_its_line_and_groups_
     counted on the next reads, in the line and its groups alike."""
     from django.db import connection
 
-    from billing.core import rawsql
+    from common import rawsql
 
     meter_create(
         code="calls", name="Calls", event_name="llm", aggregation="count", group_by=["model"]

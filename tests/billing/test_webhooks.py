@@ -4,7 +4,7 @@ times, failures shown on the delivery, the beat's safety net, and the admin;
 where webhooks may go (public https:// only, at save and at send, connecting to
 the addresses checked) and that nothing a receiver answers is kept.
 
-No test asks a real DNS server: billing.core.webhook_targets resolves through the
+No test asks a real DNS server: common.webhook_targets resolves through the
 `dns` fixture, which knows the names a test gives it and IP addresses."""
 
 import importlib
@@ -23,9 +23,6 @@ import pytest
 import time_machine
 
 from billing import tasks as billing_tasks
-from billing.core import webhook_targets
-from billing.core.errors import WebhookSignatureError
-from billing.core.webhook_targets import address_is_public
 from billing.models import Alert, WebhookDelivery, WebhookEndpoint
 from billing.notifications import webhooks
 from billing.notifications.webhooks import (
@@ -37,6 +34,9 @@ from billing.notifications.webhooks import (
     webhook_signature_verify,
 )
 from billing.tasks import deliver_webhook, retry_due_webhooks
+from common import webhook_targets
+from common.errors import WebhookSignatureError
+from common.webhook_targets import address_is_public
 from tests.beat import scheduled
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +55,7 @@ def header_at(moment: datetime, body: str = BODY, secret: str = SECRET) -> str:
 
 
 class FakeDNS:
-    """The resolver of billing.core.webhook_targets, as a test sets it: `answers` maps a
+    """The resolver of common.webhook_targets, as a test sets it: `answers` maps a
     name to the addresses it resolves to; an IP address resolves to itself; any
     other name does not resolve. `questions` lists the names asked, in order."""
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from billing.core.errors import WebhookSignatureError
 from billing.notifications.webhooks import SIGNATURE_HEADER, webhook_signature_verify
+from common.errors import WebhookSignatureError
 
 
 @dataclass

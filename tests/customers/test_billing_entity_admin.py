@@ -8,11 +8,11 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
-from billing.rating.lines import LineInput
 from customers.billing_entities import billing_entity_save
 from customers.models import BillingEntity, Customer
 from customers.services import customer_create
 from invoices.models import Invoice
+from plans.rating import LineInput
 from tests.factories import period_draft
 
 pytestmark = pytest.mark.django_db

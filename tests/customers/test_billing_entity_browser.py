@@ -11,11 +11,11 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
-from billing.rating.lines import LineInput
 from customers.models import BillingEntity
 from customers.services import customer_create
 from invoices.pdf import render_invoice_pdf
 from invoices.services import invoice_finalize
+from plans.rating import LineInput
 from tests.factories import default_seller, period_draft
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.core.admin_fields import country_choices, currency_choices
+from common.admin_fields import country_choices, currency_choices
 from customers.admin.customer_form import ADDRESS_FIELDS, CustomerForm
 from customers.models import Customer
 from plans.validation import ADDRESS_KEYS

@@ -6,7 +6,7 @@ and copied on the customer's invoices."""
 import pytest
 from django.core.exceptions import ValidationError
 
-from billing.core.errors import InvalidRequest
+from common.errors import InvalidRequest
 from customers.billing_entities import billing_entity_save
 from customers.e_invoice_details import E_INVOICE_DETAILS
 from customers.models import BillingEntity, Customer

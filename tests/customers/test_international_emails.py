@@ -15,13 +15,13 @@ import pytest
 from django.core import mail
 from django.core.mail import EmailMessage, get_connection
 
-from billing.core.email_addresses import is_email_address
-from billing.rating.lines import LineInput
+from common.email_addresses import is_email_address
 from customers.models import Customer
 from customers.services import customer_create
 from invoices.emails import document_email_send
 from invoices.models import DocumentEmail
 from invoices.services import invoice_finalize
+from plans.rating import LineInput
 from tests.factories import api_client, period_draft
 
 JAPANESE = "経理@sakura.jp"

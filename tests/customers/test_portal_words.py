@@ -11,12 +11,12 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.rating.lines import LineInput
 from billing.usage.ingestion import events_ingest
 from customers.portal import portal_session_create
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_void, invoice_write_draft
 from invoices.settlement import invoice_mark_paid
+from plans.rating import LineInput
 from plans.services import tax_rate_create
 from tests.factories import CustomerFactory, MeterFactory, overage, published_version, subscribe
 

@@ -16,7 +16,7 @@ import time_machine
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
-from billing.core.errors import InvalidRequest
+from common.errors import InvalidRequest
 from config.user_language import user_language_set
 from customers.models import BillingEntity, Customer, VatCheck
 from customers.vat_checks import FakeVatChecker, ViesChecker, vat_id_check

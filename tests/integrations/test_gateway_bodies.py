@@ -17,8 +17,8 @@ from django.conf import settings
 
 from billing.api.events import PayloadTooLarge
 from billing.api.integrations import UNPACK_FEED_MOST, body_unpacked
-from billing.core.errors import InvalidRequest
 from billing.models import UsageEvent
+from common.errors import InvalidRequest
 from tests.factories import api_client
 from tests.integrations.test_litellm_ingest import NOW, payload
 

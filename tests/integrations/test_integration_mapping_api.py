@@ -7,10 +7,10 @@ import json
 import pytest
 import time_machine
 
-from billing.core.errors import InvalidRequest
 from billing.integration_models import IntegrationSource
 from billing.integrations.mapping import mapping_checked
 from billing.models import Alert
+from common.errors import InvalidRequest
 from plans.services import meter_create
 from tests.factories import api_client
 from tests.integrations.conftest import S35_CARD, row, usage_rates
@@ -117,7 +117,7 @@ def test_a_wrong_field_is_refused_by_name_and_nothing_changes(source, body, fiel
     ],
 )
 def test_text_no_column_could_store_is_refused(body, field, reason):
-    # The API's JSON parser refuses it for the whole body (config.api.json_body)...
+    # The API's JSON parser refuses it for the whole body (common.rest_api.json_body)...
     response = put({"token_types": {"input": "prompt"}} | body)
     assert response.status_code == 400 and reason in response.json()["error"]["message"]
     assert get().json()["token_types"] == {}

@@ -18,9 +18,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from billing.core import metrics
 from billing.integration_models import UnpricedModel
 from billing.models import Alert, AlertTeamRecipient, UsageEvent
+from common import metrics
 from tests.factories import ApiKeyFactory, api_client
 from tests.integrations.conftest import usage_rates
 from tests.integrations.test_litellm_real import Gateway, mocked, sdk  # noqa: F401 (a fixture)

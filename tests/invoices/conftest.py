@@ -9,10 +9,10 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
+from plans.rating import LineInput
 from tests.factories import period_draft
 
 WEBHOOK_SECRET = "whsec_test_secret"

@@ -7,7 +7,6 @@ that make the issue e-invoice by itself are another change's."""
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
-from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.e_invoices.cii import document_cii
@@ -15,6 +14,7 @@ from invoices.e_invoices.document import CREDIT_NOTE, INVOICE, Issue, build_docu
 from invoices.e_invoices.ubl import document_ubl
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize
+from plans.rating import LineInput
 from plans.services import tax_rate_create
 from tests.factories import default_seller, period_draft
 from tests.invoices.test_e_invoice_documents import FRENCH_BUYER, FRENCH_SELLER

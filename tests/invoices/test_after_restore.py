@@ -1,4 +1,4 @@
-"""The outbound record (billing.core.outbound_record), written when a PDF is stored
+"""The outbound record (common.outbound_record), written when a PDF is stored
 and when an email is sent, and the restore step that reads it (manage.py
 after_restore): a database put back to a snapshot taken before documents left
 issues no number again, sends no email again, and has its missing files rendered
@@ -17,16 +17,16 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.db import connection
 
-from billing.core import outbound_record
 from billing.models import Alert
 from billing.notifications.alerts import alert_email_send
-from billing.rating.lines import LineInput
+from common import outbound_record
 from customers.models import Customer
 from customers.services import customer_create
 from invoices.after_restore import restore_reconcile
 from invoices.models import DocumentEmail, Invoice, InvoiceSequence, ReceivedPayment
 from invoices.payments_received import invoice_payment_record
 from invoices.services import invoice_finalize, invoice_write_draft
+from plans.rating import LineInput
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,7 @@ from django.db.migrations.executor import MigrationExecutor
 from PIL import Image
 from pypdf import PdfReader
 
-from billing.core.errors import Conflict, InvalidRequest
-from billing.rating.lines import LineInput
+from common.errors import Conflict, InvalidRequest
 from customers.billing_entities import billing_entity_save, default_billing_entity
 from customers.models import BillingEntity, Customer
 from customers.services import customer_create, customer_update
@@ -24,6 +23,7 @@ from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import Invoice, InvoiceSequence
 from invoices.pdf import render_credit_note_pdf, render_invoice_pdf
 from invoices.services import invoice_finalize, invoices_finalize_due
+from plans.rating import LineInput
 from tests.factories import api_client, default_seller, period_draft
 
 pytestmark = pytest.mark.django_db

@@ -9,13 +9,13 @@ from decimal import Decimal as D
 import pytest
 from lxml import etree
 
-from billing.rating.lines import LineInput
 from customers.billing_entities import billing_entity_save
 from customers.models import BillingEntity
 from customers.services import customer_create
 from invoices.e_invoices.cii import RAM
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
+from plans.rating import LineInput
 from plans.tax_rates import tax_rate_create
 from tests.factories import period_draft
 

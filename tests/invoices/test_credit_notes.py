@@ -8,7 +8,6 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.rating.lines import LineInput
 from invoices.credit_balance import credit_balance
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditBalanceEntry, CreditNote, Invoice
@@ -19,6 +18,7 @@ from invoices.services import (
 )
 from invoices.settlement import invoice_mark_paid
 from plans.models import TaxRate
+from plans.rating import LineInput
 from plans.services import tax_rate_create
 from tests.factories import CustomerFactory, api_client
 from tests.invoices.conftest import acme_december_invoice, base_fee_lines, finalized_invoice

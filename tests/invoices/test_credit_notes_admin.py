@@ -7,9 +7,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.rating.lines import LineInput
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
+from plans.rating import LineInput
 from plans.services import tax_rate_create
 from tests.factories import CustomerFactory
 

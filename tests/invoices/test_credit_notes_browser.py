@@ -13,10 +13,10 @@ import pytest
 from django.utils import timezone
 from pypdf import PdfReader
 
-from billing.rating.lines import LineInput
 from customers.portal import portal_session_create
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
+from plans.rating import LineInput
 from plans.services import tax_rate_create
 from tests.factories import CustomerFactory
 from tests.plans.test_simulation_browser import PASSWORD, finance_user

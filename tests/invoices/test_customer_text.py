@@ -1,4 +1,4 @@
-"""One customer-facing writer (billing.core.customer_text): a Tokyo, a Paris and a
+"""One customer-facing writer (common.customer_text): a Tokyo, a Paris and a
 New York customer read the same days for the same invoice on its PDF (rendered,
 read back), its lines, its email, the portal and the admin; and each case issue
 48 found printing two different days, or English, is gone."""
@@ -12,7 +12,6 @@ import pytest
 import time_machine
 from pypdf import PdfReader
 
-from billing.rating.lines import LineInput
 from billing.subscriptions.lifecycle import subscription_change_plan
 from customers.portal import portal_session_create
 from customers.services import customer_update
@@ -20,6 +19,7 @@ from invoices.emails import document_email_body
 from invoices.models import CreditNote, Invoice
 from invoices.pdf import render_credit_note_pdf, render_invoice_pdf
 from invoices.services import invoice_finalize, invoice_void, invoice_write_draft
+from plans.rating import LineInput
 from tests.factories import CustomerFactory, api_client, published_version, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -283,7 +283,7 @@ def test_a_prorated_seat_line_reads_as_seats_times_its_share(locale, expected):
     # 7 x 7/30 to the 10 decimal places of a line's quantity
     from zoneinfo import ZoneInfo
 
-    from billing.core.customer_text import CustomerText
+    from common.customer_text import CustomerText
 
     share = (D(7) / D(30)).quantize(D("0.0000000001"))
     stored = (7 * share).quantize(D("0.0000000001"))
@@ -343,7 +343,7 @@ def test_a_seat_plan_change_reads_seats_times_its_share_on_the_pdf_and_in_the_ad
 def test_a_unit_price_reads_with_how_many_units_it_is_for(locale, expected):
     from zoneinfo import ZoneInfo
 
-    from billing.core.customer_text import CustomerText
+    from common.customer_text import CustomerText
 
     write = CustomerText(locale, ZoneInfo("UTC"), "USD")
     prices = [("0.05", "1"), ("2.50", "1000"), ("2.50", "1000000"), ("2.5", "5000000")]

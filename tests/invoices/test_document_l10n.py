@@ -1,5 +1,5 @@
 """What the invoice PDFs' words and numbers are made of: the locale rule for
-amounts, numbers, percentages and dates (billing.core.customer_text), addresses laid out
+amounts, numbers, percentages and dates (common.customer_text), addresses laid out
 by country (invoices.pdf_parties.postal_address), and the translation catalogs: complete,
 their placeholders kept, and compiled by scripts/compilemessages.py into .mo
 files that gettext reads exactly as GNU msgfmt's."""
@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from billing.core import customer_text
-from billing.core.customer_text import CustomerText
+from common import customer_text
+from common.customer_text import CustomerText
 from invoices.pdf_parties import postal_address
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,6 @@ from pypdf import PdfReader
 
 from billing.invoicing.close import drafts_finalize, periods_close
 from billing.models import Subscription
-from billing.rating.lines import LineInput
 from billing.subscriptions.lifecycle import subscription_cancel, subscription_change_plan
 from billing.usage.ingestion import events_ingest
 from customers.billing_entities import billing_entity_save
@@ -32,6 +31,7 @@ from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice
 from invoices.pdf import render_credit_note_pdf, render_invoice_pdf
 from invoices.services import invoice_finalize
+from plans.rating import LineInput
 from tests.factories import (
     CustomerFactory,
     default_seller,

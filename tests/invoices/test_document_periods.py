@@ -28,8 +28,7 @@ from django.core.management import call_command
 from lxml import etree
 from pypdf import PdfReader
 
-from billing.core.customer_text import CustomerText, last_day, part_range
-from billing.rating.lines import LineInput
+from common.customer_text import CustomerText, last_day, part_range
 from customers.portal import portal_session_create
 from invoices.e_invoices.cii import RAM, RSM, UDT
 from invoices.e_invoices.document import invoice_period, period_days
@@ -38,6 +37,7 @@ from invoices.e_invoices.validation import CII, UBL_CREDIT_NOTE, UBL_INVOICE, va
 from invoices.models import CreditNote, Invoice
 from invoices.pdf import render_invoice_pdf
 from invoices.services import lines_span
+from plans.rating import LineInput
 from tests.factories import CustomerFactory, api_client, period_draft
 from tests.invoices.test_s36_e_invoices import customers, plans, sellers
 

@@ -16,7 +16,6 @@ from django.core import mail
 from django.test import Client
 
 from billing.models import STANDING_CHANGED, WebhookDelivery, WebhookEndpoint
-from billing.rating.lines import LineInput
 from customers.models import Customer
 from invoices import tasks
 from invoices.dunning_models import DunningPolicy, DunningRun
@@ -26,6 +25,7 @@ from invoices.pay_links import pay_path
 from invoices.services import invoice_finalize
 from invoices.settlement import invoice_mark_paid
 from plans.features import feature_create
+from plans.rating import LineInput
 from tests.factories import MeterFactory, api_client, period_draft
 from tests.invoices.conftest import stripe_event
 from tests.invoices.stripe_fake import card_declined

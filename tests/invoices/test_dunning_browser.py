@@ -14,12 +14,12 @@ import pytest
 import time_machine
 from django.contrib.auth.models import User
 
-from billing.rating.lines import LineInput
 from customers.models import Customer
 from customers.portal import portal_session_create
 from invoices.dunning import dunning_run
 from invoices.dunning_policies import StepInput, policy_save
 from invoices.services import invoice_finalize
+from plans.rating import LineInput
 from tests.factories import CustomerFactory, default_seller, period_draft
 
 SHOTS = os.environ.get("SCREENSHOTS_DIR", "")

@@ -9,7 +9,6 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.rating.lines import LineInput
 from config.celery import DEFAULT_QUEUE
 from customers.models import Customer
 from customers.services import customer_create
@@ -23,6 +22,7 @@ from invoices.e_invoices.access_points import (
 from invoices.e_invoices.ubl import document_ubl
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize
+from plans.rating import LineInput
 from tests.factories import period_draft
 from tests.invoices import test_s36_e_invoices as s36
 from tests.invoices.test_e_invoice_documents import belgian_reverse_charge

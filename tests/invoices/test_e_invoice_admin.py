@@ -14,7 +14,6 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from billing.rating.lines import LineInput
 from config.user_language import user_language_set
 from customers.models import Customer
 from customers.services import customer_create
@@ -25,6 +24,7 @@ from invoices.e_invoices.ubl import document_ubl
 from invoices.e_invoices.validation import UBL_INVOICE, Failure, validation_failures
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
+from plans.rating import LineInput
 from tests.factories import period_draft
 from tests.invoices.test_e_invoice_documents import BELGIAN_COMPANY, belgian_reverse_charge
 

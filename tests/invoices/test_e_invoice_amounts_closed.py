@@ -27,9 +27,9 @@ from django.core.management import call_command
 from lxml import etree
 from pypdf import PdfReader
 
-from billing.core.vocabulary import CouponDuration
 from billing.subscriptions.discounts import discount_redeem
 from billing.usage.ingestion import events_ingest
+from common.vocabulary import CouponDuration
 from customers.billing_entities import billing_entity_save
 from customers.models import BillingEntity
 from customers.services import customer_create

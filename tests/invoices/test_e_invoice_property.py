@@ -6,7 +6,7 @@ and its UBL validate against the official EN 16931 rules, say that as prepaid
 and ask exactly what the invoice (or note) totals less that; written as an
 XRechnung, its UBL passes KoSIT's XRechnung rules too (the pinned
 rule_sets.XRECHNUNG_UBL). The amounts come from
-the project's own rules: the tier walk (billing.rating.pricing), the invoice's
+the project's own rules: the tier walk (plans.pricing), the invoice's
 one sum (invoices.totals), the tax credited (plans.taxes.tax_credit_lines)."""
 
 from datetime import UTC, datetime
@@ -17,14 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from billing.core.money import quantize_money
-from billing.core.vocabulary import LineKind
-from billing.rating.pricing import PricingSpec, TierSpec, price_units
+from common.money import quantize_money
+from common.vocabulary import LineKind
 from invoices.e_invoices.cii import RAM, document_cii
 from invoices.e_invoices.document import CREDIT_NOTE, INVOICE, Issue, build_document
 from invoices.e_invoices.ubl import CAC, CBC, document_ubl
 from invoices.e_invoices.validation import CII, UBL_CREDIT_NOTE, UBL_INVOICE, validation_failures
 from invoices.totals import invoice_totals
+from plans.pricing import PricingSpec, TierSpec, price_units
 from plans.taxes import tax_credit_lines
 from tests.invoices.test_e_invoice_documents import (
     BELGIAN_COMPANY,

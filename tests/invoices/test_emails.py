@@ -12,12 +12,12 @@ import pytest
 import time_machine
 from pypdf import PdfReader
 
-from billing.rating.lines import LineInput
 from customers.portal_links import portal_email_url
 from customers.services import customer_create
 from invoices import emails, tasks
 from invoices.models import DocumentEmail, Invoice
 from invoices.services import invoice_finalize, invoice_void, invoice_write_draft
+from plans.rating import LineInput
 from tests.beat import scheduled
 
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)

@@ -6,9 +6,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.rating.lines import LineInput
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
+from plans.rating import LineInput
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db

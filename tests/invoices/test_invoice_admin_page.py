@@ -15,11 +15,11 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from pypdf import PdfReader
 
-from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices import credit_notes
 from invoices.models import CreditNote, Invoice, Payment
 from invoices.services import invoice_finalize, invoice_write_draft
+from plans.rating import LineInput
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from billing.core.admin_forms import money_text
-from billing.core.errors import Conflict
 from billing.models import WebhookDelivery, WebhookEndpoint
+from common.admin_forms import money_text
+from common.errors import Conflict
 from customers.services import customer_create
 from invoices.models import Invoice, Payment
 from invoices.services import (

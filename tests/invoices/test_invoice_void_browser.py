@@ -12,10 +12,10 @@ from decimal import Decimal as D
 import pytest
 from pypdf import PdfReader
 
-from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize, invoice_mark_uncollectible, invoice_write_draft
+from plans.rating import LineInput
 from tests.invoices.test_invoice_admin_page import (
     DEC_1,
     DEC_2,

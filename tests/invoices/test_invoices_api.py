@@ -11,10 +11,10 @@ from rest_framework.test import APIClient
 
 from billing.invoicing.close import periods_close
 from billing.models import Subscription, SubscriptionChange
-from billing.rating.lines import LineInput
 from billing.usage.ingestion import events_ingest
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.settlement import invoice_mark_paid
+from plans.rating import LineInput
 from tests.factories import (
     CustomerFactory,
     SubscriptionFactory,

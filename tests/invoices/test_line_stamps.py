@@ -18,12 +18,12 @@ from django.db.models import Sum
 
 from billing.invoicing.close import periods_close
 from billing.journal.models import AccountKind, JournalEntry
-from billing.rating.lines import LineInput
 from billing.revenue.earned import earned_window
 from billing.subscriptions.discounts import discount_redeem
 from invoices.models import Invoice, InvoiceLine
 from invoices.services import invoice_void, invoice_write_draft
 from plans.coupons import coupon_create
+from plans.rating import LineInput
 from tests.factories import CustomerFactory, overage, prompts_meter, published_version, subscribe
 from tests.invoices.test_line_plan_stamp import (
     DEC_1,

@@ -14,7 +14,6 @@ import pytest
 from django.db import connection, transaction
 
 from billing.invoicing.progressive import threshold_invoice_write
-from billing.rating.pricing import PricingSpec, TierSpec
 from billing.subscriptions.lifecycle import subscription_cancel
 from billing.usage.ingestion import events_ingest
 from customers.locks import customer_lock
@@ -25,6 +24,7 @@ from invoices.models import CreditNote, Invoice, InvoiceSequence
 from invoices.services import invoice_finalize, invoice_void, invoices_finalize_due
 from invoices.settlement import invoice_mark_paid
 from plans.models import CreditPack
+from plans.pricing import PricingSpec, TierSpec
 from plans.validation import ChargeSpec
 from tests.factories import period_draft, published_version, subscribe
 from tests.invoices.conftest import base_fee_lines, finalized_invoice

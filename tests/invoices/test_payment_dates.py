@@ -11,9 +11,9 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.core.errors import InvalidRequest
 from billing.journal.models import JournalEntry
 from billing.models import WebhookDelivery, WebhookEndpoint
+from common.errors import InvalidRequest
 from invoices.models import Invoice
 from invoices.settlement import invoice_mark_paid
 from tests.factories import api_client

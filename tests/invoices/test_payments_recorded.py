@@ -17,9 +17,8 @@ from django.apps import apps
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from billing.core.errors import Conflict
 from billing.journal.models import JournalEntry
-from billing.rating.lines import LineInput
+from common.errors import Conflict
 from config.user_language import user_language_set
 from customers.services import customer_create
 from invoices.admin.record_payment import received_moment
@@ -30,6 +29,7 @@ from invoices.payments_received import invoice_payment_record
 from invoices.pdf import invoice_pdf_context
 from invoices.services import invoice_finalize, invoice_void
 from invoices.settlement import invoice_mark_paid
+from plans.rating import LineInput
 from tests.factories import CustomerFactory, api_client, period_draft
 from tests.invoices.conftest import base_fee_lines
 from tests.journal.books_support import NOV_5, s32_rates, sellers

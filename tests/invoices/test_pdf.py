@@ -13,8 +13,7 @@ from django.core.files.storage import default_storage
 from pypdf import PdfReader
 from rest_framework.test import APIClient
 
-from billing.core.errors import Conflict
-from billing.rating.lines import LineInput
+from common.errors import Conflict
 from customers.api_keys import api_key_create
 from customers.services import customer_create
 from invoices.models import Invoice
@@ -27,6 +26,7 @@ from invoices.services import (
 )
 from invoices.settlement import invoice_mark_paid
 from invoices.tasks import render_invoice_pdf as render_task
+from plans.rating import LineInput
 from tests.factories import default_seller, period_draft
 
 pytestmark = pytest.mark.django_db
@@ -354,7 +354,7 @@ def test_no_render_is_queued_when_pdfs_are_off(settings, django_capture_on_commi
 
 
 def renders_queued(callbacks) -> list:
-    """The commit callbacks that queue a PDF render (config.celery.enqueue_on_commit
+    """The commit callbacks that queue a PDF render (common.task_sending.enqueue_on_commit
     names each after its task); a finalization queues others too (its metrics count
     the invoices on commit)."""
     return [

@@ -10,10 +10,10 @@ import time_machine
 from django.core.files.storage import default_storage
 from pypdf import PdfReader
 
-from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_void
+from plans.rating import LineInput
 from tests.factories import period_draft
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,6 @@ from django.core.files.storage import default_storage
 from django.core.management import call_command
 from pypdf import PdfReader
 
-from billing.rating.lines import LineInput
 from customers.portal import portal_session_create
 from customers.services import customer_create, customer_update
 from invoices import pdf, rendering
@@ -29,6 +28,7 @@ from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize, invoice_void
 from invoices.tasks import render_credit_note_pdf, render_invoice_pdf
+from plans.rating import LineInput
 from tests.factories import api_client, period_draft
 from tests.threads import run_at_once
 

@@ -13,13 +13,13 @@ import pytest
 import time_machine
 from pypdf import PdfReader
 
-from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice
 from invoices.pdf import render_credit_note_pdf, render_invoice_pdf
 from invoices.rendering import credit_note_pdf_response
 from invoices.services import invoice_finalize, invoice_void
+from plans.rating import LineInput
 from plans.services import tax_rate_create
 from tests.factories import default_seller, period_draft
 

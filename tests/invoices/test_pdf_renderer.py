@@ -18,7 +18,6 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from pypdf import PdfReader
 
-from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices import pdf_renderer
 from invoices.credit_notes import CreditLineInput, credit_note_issue
@@ -30,6 +29,7 @@ from invoices.pdf import (
     invoice_pdf_context,
 )
 from invoices.services import invoice_finalize
+from plans.rating import LineInput
 from plans.services import tax_rate_create
 from tests.factories import default_seller, period_draft
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices import pdf
 from invoices.credit_notes import CreditLineInput, credit_note_issue
@@ -39,6 +38,7 @@ from invoices.pdf_fonts import (
 )
 from invoices.services import invoice_finalize
 from invoices.templatetags.pdf_text import script_attrs
+from plans.rating import LineInput
 from tests.factories import period_draft
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from decimal import Decimal as D
 import pytest
 from django.db import connection
 
-from billing.core.errors import Conflict
+from common.errors import Conflict
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_void
 from plans.models import CreditPack

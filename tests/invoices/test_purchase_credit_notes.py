@@ -13,7 +13,7 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.core.errors import Conflict
+from common.errors import Conflict
 from invoices.credit_balance import credit_balance
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice, Purchase

@@ -11,12 +11,12 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.core.errors import Conflict
-from billing.rating.lines import LineInput
+from common.errors import Conflict
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_create_purchase, invoice_void
 from invoices.settlement import invoice_mark_paid
 from plans.models import CreditPack
+from plans.rating import LineInput
 from tests.factories import subscribe
 from tests.invoices.purchase_support import (
     DEC_3,

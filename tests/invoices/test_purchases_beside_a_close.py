@@ -15,8 +15,8 @@ from decimal import Decimal as D
 import pytest
 from django.db import OperationalError, connection
 
-from billing.core.periods import month_start
 from billing.invoicing.close import drafts_finalize
+from common.periods import month_start
 from invoices.credit_balance import credit_balance
 from invoices.models import Invoice
 from tests.factories import CustomerFactory, period_draft

@@ -16,9 +16,9 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
 from billing.billed_models import BilledPeriod
-from billing.core.vocabulary import CouponDuration
 from billing.models import Discount, Subscription
 from billing.subscriptions.discounts import discount_redeem
+from common.vocabulary import CouponDuration
 from customers.services import customer_create, customer_update
 from invoices.e_invoices import issuing
 from invoices.e_invoices.validation import CII, validation_failures

@@ -17,11 +17,10 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.test import Client
 
-from billing.core import outbound_record
 from billing.models import Alert, ChannelMessage, OutboundPause, WebhookDelivery, WebhookEndpoint
 from billing.notifications import alerts, channels, webhooks
 from billing.notifications.outbound_pause import outbound_pause_set, outbound_paused
-from billing.rating.lines import LineInput
+from common import outbound_record
 from config.metrics_export import SystemCollector
 from config.user_language import user_language_set
 from customers.services import customer_create
@@ -31,6 +30,7 @@ from invoices.e_invoices.access_points import FakeAccessPoint
 from invoices.models import DocumentEmail, Invoice, Payment
 from invoices.restore_pause import outbound_resume, rebilled_periods
 from invoices.services import invoice_finalize, invoice_write_draft
+from plans.rating import LineInput
 from tests.billing.channel_receiver import ChannelReceiver
 from tests.billing.webhook_receiver import WebhookReceiver
 from tests.factories import published_version, subscribe

@@ -350,9 +350,9 @@ def test_a_document_with_no_en16931_form_is_refused_on_finalize_and_in_the_close
     """Stacked rates (two taxes on the same amount) refused before any XML: the
     single finalize answers why, the close leaves the draft with the failure kept
     and goes on with the others."""
-    from billing.rating.lines import LineInput
     from invoices.e_invoices.issuing import EInvoiceInvalid
     from invoices.services import invoice_finalize, invoices_finalize_due
+    from plans.rating import LineInput
     from tests.factories import period_draft
 
     sellers()

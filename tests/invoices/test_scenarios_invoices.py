@@ -10,11 +10,11 @@ import time_machine
 from pypdf import PdfReader
 
 from billing.invoicing.close import periods_close
-from billing.rating.lines import LineInput
 from invoices.models import Invoice
 from invoices.pdf import render_invoice_pdf
 from invoices.services import invoice_finalize, invoice_write_draft
 from invoices.settlement import invoice_mark_paid
+from plans.rating import LineInput
 from plans.services import tax_rate_create
 from tests.factories import (
     CustomerFactory,

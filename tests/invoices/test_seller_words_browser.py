@@ -8,11 +8,11 @@ from decimal import Decimal as D
 import pytest
 from django.contrib.auth.models import User
 
-from billing.rating.lines import LineInput
 from customers.billing_entities import billing_entity_save
 from customers.models import BillingEntity
 from customers.services import customer_create
 from invoices.services import invoice_finalize
+from plans.rating import LineInput
 from tests.factories import default_seller, period_draft
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,12 +13,12 @@ import stripe
 import time_machine
 
 from billing.models import Alert
-from billing.rating.lines import LineInput
 from customers.services import customer_create, customer_update
 from invoices import collection, stripe_client, tasks
 from invoices.models import Invoice, Payment
 from invoices.services import invoice_finalize, invoice_mark_uncollectible, invoice_write_draft
 from invoices.settlement import invoice_mark_paid
+from plans.rating import LineInput
 from tests.beat import scheduled
 from tests.invoices.stripe_fake import DROP, Answer, card_declined, stripe_error
 from tests.threads import run_at_once

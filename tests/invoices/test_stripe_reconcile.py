@@ -9,11 +9,11 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices import tasks
 from invoices.models import Invoice, Payment, Purchase
 from invoices.services import invoice_finalize, invoice_write_draft
+from plans.rating import LineInput
 from tests.beat import scheduled
 from tests.invoices.conftest import stripe_event
 from tests.invoices.stripe_fake import Answer

@@ -11,10 +11,10 @@ from decimal import Decimal as D
 import pytest
 from django.contrib.auth.models import User
 
-from billing.rating.lines import LineInput
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
+from plans.rating import LineInput
 from plans.services import tax_rate_create
 from tests.factories import CustomerFactory, MeterFactory, overage, published_version, subscribe
 

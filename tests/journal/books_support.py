@@ -9,13 +9,13 @@ from decimal import Decimal as D
 
 import time_machine
 
-from billing.rating.lines import LineInput
 from customers.billing_entities import billing_entity_save
 from customers.models import BillingEntity, Customer
 from invoices.models import Invoice
 from invoices.services import invoice_finalize
 from invoices.settlement import invoice_mark_paid
 from plans.models import ExchangeRate
+from plans.rating import LineInput
 from tests.factories import CustomerFactory, default_seller, period_draft
 
 OCT_1 = datetime(2026, 10, 1, tzinfo=UTC)

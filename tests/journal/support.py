@@ -5,11 +5,11 @@ from decimal import Decimal as D
 
 import time_machine
 
-from billing.rating.lines import LineInput
 from billing.usage.ingestion import events_ingest
 from customers.models import Customer
 from invoices.models import Invoice
 from invoices.services import invoice_finalize
+from plans.rating import LineInput
 from plans.services import tax_rate_create
 from tests.factories import (
     CustomerFactory,

@@ -11,9 +11,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing.journal.models import JournalEntry, JournalPeriodLock
-from billing.rating.lines import LineInput
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoices_finalize_due
+from plans.rating import LineInput
 from plans.services import tax_rate_create
 from tests.factories import CustomerFactory, period_draft, published_version, subscribe
 

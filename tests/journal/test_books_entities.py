@@ -8,7 +8,7 @@ from importlib import import_module
 import pytest
 from django.apps import apps
 
-from billing.core.errors import InvalidRequest
+from common.errors import InvalidRequest
 from customers.billing_entities import billing_entity_save
 from customers.models import BillingEntity
 from tests.factories import CustomerFactory, default_seller

@@ -14,8 +14,8 @@ from django.db.models import Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.core.errors import BillingError
 from billing.journal.models import AccountKind, JournalEntry
+from common.errors import BillingError
 from customers.services import customer_create
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import Invoice

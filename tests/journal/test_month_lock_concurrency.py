@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from billing.core.errors import Conflict, NotFound
 from billing.journal.models import JournalPeriodLock
 from billing.journal.periods import journal_month_lock, journal_month_unlock
+from common.errors import Conflict, NotFound
 from tests.threads import run_at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -15,12 +15,12 @@ from django.core.management import call_command
 from django.db.models import Sum
 from django.test import override_settings
 
-from billing.core.vocabulary import CouponDuration
 from billing.invoicing.close import periods_close
 from billing.journal.models import AccountKind, DocumentType, JournalEntry, JournalPeriodLock
 from billing.revenue.recognition import revenue_recognize_closed
 from billing.subscriptions.discounts import discount_redeem
 from billing.tasks import recognize_revenue
+from common.vocabulary import CouponDuration
 from customers.billing_entities import billing_entity_save
 from customers.models import BillingEntity
 from customers.services import customer_create

@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.core.errors import BillingError
+from common.errors import BillingError
 from plans.cost_rules import cost_rate_create, cost_rate_supersede
 from plans.models import CostRate
 from tests.factories import llm_tokens_meter

@@ -1,5 +1,5 @@
 """Issue 93, a rule no test guarded: each line's share of an invoice's discount
-is rounded so that the shares add up to the discount (billing.core.money.
+is rounded so that the shares add up to the discount (common.money.
 split_money: floors, the cents left over one each to the largest remainders,
 ties to the larger line, then to the earlier), so what the lines earn adds up
 to what the invoice bills before tax."""
@@ -9,9 +9,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.core.money import split_money
-from billing.rating.lines import LineInput
 from billing.revenue.earned import earned_revenue
+from common.money import split_money
+from plans.rating import LineInput
 from tests.factories import CustomerFactory, period_draft, published_version
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)

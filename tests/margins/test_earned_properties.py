@@ -33,9 +33,6 @@ import time_machine
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from billing.core.errors import BillingError
-from billing.core.periods import period_boundary
-from billing.core.vocabulary import CouponDuration
 from billing.invoicing.close import subscriptions_close_and_finalize
 from billing.invoicing.progressive import threshold_invoice_write
 from billing.models import Subscription
@@ -43,6 +40,9 @@ from billing.revenue.earned import EarnedWindow, earned_window
 from billing.subscriptions.discounts import discount_redeem
 from billing.subscriptions.lifecycle import subscription_change_plan, subscription_set_seats
 from billing.usage.ingestion import events_ingest
+from common.errors import BillingError
+from common.periods import period_boundary
+from common.vocabulary import CouponDuration
 from customers.services import customer_create
 from invoices.credit_notes import (
     CreditLineInput,

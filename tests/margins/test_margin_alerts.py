@@ -11,13 +11,13 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.core.periods import iso
 from billing.models import Alert, AlertTeamRecipient, WebhookDelivery, WebhookEndpoint
-from billing.rating.pricing import PricingSpec
 from billing.tasks import check_margin_alerts
 from billing.usage.ingestion import events_ingest
+from common.periods import iso
 from config.celery import DEFAULT_QUEUE, URGENT_QUEUE
 from customers.services import customer_create
+from plans.pricing import PricingSpec
 from plans.services import credit_pack_create, meter_create
 from plans.validation import ChargeSpec
 from tests.beat import scheduled

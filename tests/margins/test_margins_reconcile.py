@@ -10,17 +10,17 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.core.vocabulary import CouponDuration
 from billing.invoicing.close import periods_close
 from billing.margins import report
-from billing.rating.pricing import PricingSpec, TierSpec
 from billing.revenue.earned import earned_revenue
 from billing.subscriptions.discounts import discount_redeem
 from billing.usage.ingestion import events_ingest
+from common.vocabulary import CouponDuration
 from customers.services import customer_create
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice
 from plans.coupons import coupon_create
+from plans.pricing import PricingSpec, TierSpec
 from plans.services import credit_pack_create, meter_create
 from plans.validation import ChargeSpec
 from tests.factories import api_client, llm_tokens_meter, published_version, subscribe

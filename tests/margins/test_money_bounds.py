@@ -1,7 +1,7 @@
 """One bound on what a unit may cost (issue 73): a price given for a number of
 units (a cost rate's unit_cost / per, a charge's unit price / per, a tier's, a
 rate card row's, a package's price / size) is at most 1,000,000,000 a unit
-(billing.core.money.MAX_UNIT_PRICE), refused on its field in the API and on the
+(common.money.MAX_UNIT_PRICE), refused on its field in the API and on the
 admin's forms alike, and nothing is saved."""
 
 import pytest

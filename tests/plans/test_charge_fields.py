@@ -8,10 +8,10 @@ from itertools import product
 
 import pytest
 
-from billing.core.errors import BillingError
-from billing.core.vocabulary import ConsumptionModel, WhenExhausted
-from billing.rating.pricing import SCHEMES, PricingSpec, TierSpec
+from common.errors import BillingError
+from common.vocabulary import ConsumptionModel, WhenExhausted
 from plans.admin.charge_fields import SWITCHED, charge_fields, field_table
+from plans.pricing import SCHEMES, PricingSpec, TierSpec
 from plans.validation import ChargeSpec, VersionSpec, validate_version
 
 TIERS = (TierSpec(up_to=D(100), unit_price=D("0.5")), TierSpec(up_to=None, unit_price=D("0.4")))

@@ -11,9 +11,9 @@ from decimal import Decimal as D
 import pytest
 from django.contrib.auth.models import User
 
-from billing.rating.pricing import PricingSpec, TierSpec
 from plans import services
 from plans.models import Charge, Plan, PlanVersion
+from plans.pricing import PricingSpec, TierSpec
 from plans.validation import ChargeSpec, VersionSpec
 from tests.factories import MeterFactory
 

@@ -162,7 +162,7 @@ def test_a_rollover_alone_on_a_version_without_credits_names_both_problems(
 def test_a_published_rollover_never_changes_and_a_draft_copy_keeps_it(db):
     from dataclasses import replace
 
-    from billing.core.errors import Conflict
+    from common.errors import Conflict
     from plans.selectors import version_spec
     from plans.services import plan_version_copy_as_draft, plan_version_update
     from tests.factories import published_version

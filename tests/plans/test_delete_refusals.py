@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.test import Client
 
-from billing.core.vocabulary import CouponDuration
+from common.vocabulary import CouponDuration
 from plans.coupons import coupon_create
 from plans.models import Coupon, Meter, Plan, PlanVersion, TaxRate
 from plans.services import plan_version_copy_as_draft, tax_rate_create

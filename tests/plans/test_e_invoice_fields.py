@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.core.errors import Conflict, InvalidRequest
+from common.errors import Conflict, InvalidRequest
 from customers.models import Customer
 from plans.models import Meter, PlanVersion, TaxRate
 from plans.services import meter_create, tax_rate_update

@@ -9,9 +9,9 @@ from decimal import localcontext
 
 import pytest
 
-from billing.rating.pricing import EXACT_PRECISION
 from plans.exchange_rates import RateBook, pair_name, rate_at
 from plans.models import ExchangeRate
+from plans.pricing import EXACT_PRECISION
 
 OCT_1 = datetime(2026, 10, 1, tzinfo=UTC)
 NOV_15 = datetime(2026, 11, 15, tzinfo=UTC)

@@ -16,8 +16,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
 
-from billing.rating.pricing import PricingSpec, TierSpec
 from plans.models import Charge, Meter, Plan, PlanVersion
+from plans.pricing import PricingSpec, TierSpec
 from plans.services import plan_version_copy_as_draft
 from plans.validation import ChargeSpec
 from tests.factories import (

@@ -15,12 +15,12 @@ from django.apps import apps as django_apps
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 
-from billing.rating.pricing import PricingSpec, TierSpec
 from customers.models import Customer
 from plans.feature_grants import FeatureGrant
 from plans.features import feature_create
 from plans.models import Charge, Plan, PlanVersion, PriceTier, VersionFeature
 from plans.price_history import NOTHING_CHANGED, price_history
+from plans.pricing import PricingSpec, TierSpec
 from plans.selectors import version_spec
 from plans.services import (
     plan_create,

@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
-from billing.rating.pricing import PricingSpec, TierSpec
+from plans.pricing import PricingSpec, TierSpec
 from plans.selectors import version_spec
 from plans.services import plan_version_copy_as_draft, tax_rate_create
 from plans.validation import ChargeSpec

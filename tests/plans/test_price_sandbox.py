@@ -11,14 +11,14 @@ from django.contrib.auth.models import Permission, User
 from django.utils import translation
 
 from billing.invoicing.close import periods_close
-from billing.rating import lines as rating
-from billing.rating.pricing import PricingSpec, TierSpec
 from billing.simulation.sandbox import sandbox_invoice
 from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
 from invoices.models import Invoice
+from plans import rating
 from plans.admin.price_sandbox import invoice_rows, shown_quantity
 from plans.models import PlanVersion, PriceSimulation, PriceTier
+from plans.pricing import PricingSpec, TierSpec
 from plans.selectors import version_spec
 from plans.services import plan_version_copy_as_draft, tax_rate_create
 from plans.taxes import tax_lines

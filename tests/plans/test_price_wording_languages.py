@@ -15,10 +15,10 @@ import pytest
 import time_machine
 from django.contrib.auth.models import User
 
-from billing.rating.pricing import PricingSpec, TierSpec
 from config.user_language import user_language_set
 from plans.feature_grants import FeatureGrant
 from plans.features import feature_create
+from plans.pricing import PricingSpec, TierSpec
 from plans.selectors import version_spec
 from plans.services import plan_version_copy_as_draft, plan_version_update
 from tests.factories import MeterFactory, overage, published_version

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.core.money import quantize_money
-from billing.rating.pricing import (
+from common.money import quantize_money
+from plans.pricing import (
     GRADUATED,
     PACKAGE,
     PER_UNIT,
@@ -331,7 +331,7 @@ def test_unknown_scheme_is_refused():
         price_units(D(1), PricingSpec(scheme="stairstep", unit_price=D(1)))
 
 
-# --- Priced pieces (what billing.rating.lines writes one line for) ---------------------
+# --- Priced pieces (what plans.rating writes one line for) ---------------------
 
 
 @pytest.mark.parametrize(

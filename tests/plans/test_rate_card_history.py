@@ -9,11 +9,11 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.rating.pricing import GRADUATED, PACKAGE, PricingSpec, TierSpec
-from billing.rating.rate_cards import RateSpec
 from plans.admin.version_compare import ADDED, REMOVED, CompareRow, compare_sections
 from plans.price_history import price_history
 from plans.price_wording import rate_text
+from plans.pricing import GRADUATED, PACKAGE, PricingSpec, TierSpec
+from plans.rate_card_pricing import RateSpec
 from plans.selectors import version_spec
 from plans.services import plan_create, plan_version_copy_as_draft, plan_version_update
 from plans.validation import ChargeSpec, VersionSpec

@@ -9,10 +9,10 @@ from decimal import Decimal as D
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.rating import rate_cards
-from billing.rating.lines import priced_lines, rate_description, rated_lines
-from billing.rating.pricing import GRADUATED, PACKAGE, PER_UNIT, VOLUME, PricingSpec, TierSpec
-from billing.rating.rate_cards import (
+from billing.usage.statement import statement_of
+from plans import rate_card_pricing as rate_cards
+from plans.pricing import GRADUATED, PACKAGE, PER_UNIT, VOLUME, PricingSpec, TierSpec
+from plans.rate_card_pricing import (
     RateSpec,
     card_rows,
     rated_quantities,
@@ -21,7 +21,7 @@ from billing.rating.rate_cards import (
     row_index,
     row_quantity,
 )
-from billing.usage.statement import statement_of
+from plans.rating import priced_lines, rate_description, rated_lines
 from plans.validation import ChargeSpec, VersionSpec
 
 ZERO = D(0)
@@ -30,7 +30,7 @@ TYPES = ("input", "output", None)
 
 
 def old_rated_lines(charge, combinations, *, kind, meter_name, currency):
-    """rating.lines.rated_lines as it was: every row tried for each combination,
+    """plans.rating.rated_lines as it was: every row tried for each combination,
     each row's lines priced alone, then given the row's group."""
     totals: dict[int, D] = {}
     for combination, quantity in combinations.items():

@@ -8,9 +8,9 @@ from decimal import Decimal as D
 import pytest
 from django.contrib.auth.models import Permission, User
 
-from billing.rating.pricing import GRADUATED, PricingSpec, TierSpec
-from billing.rating.rate_cards import RateSpec
 from invoices.models import Invoice
+from plans.pricing import GRADUATED, PricingSpec, TierSpec
+from plans.rate_card_pricing import RateSpec
 from plans.services import plan_create
 from plans.validation import VersionSpec
 from tests.rate_cards import CARD, MILLION, card_charge, llm_tokens

@@ -12,12 +12,12 @@ import pytest
 
 from billing.invoicing.close import periods_close
 from billing.models import Subscription
-from billing.rating.pricing import PER_UNIT, PricingSpec
 from billing.simulation import engine, report
 from billing.subscriptions.lifecycle import subscription_create
 from customers.services import customer_create
 from invoices.models import Invoice
 from plans.overrides import ChargeOverride, Overrides
+from plans.pricing import PER_UNIT, PricingSpec
 from plans.services import plan_create, plan_version_create, plan_version_publish
 from plans.validation import ChargeSpec, VersionSpec
 from tests.rate_cards import CARD_TOTAL, card_charge, llm_tokens, rate, send_tokens

@@ -4,7 +4,8 @@ group_by, text values), and the card as stored and read back."""
 
 import pytest
 
-from billing.rating.rate_cards import (
+from plans.models import ChargeRate, Plan
+from plans.rate_card_pricing import (
     RateSpec,
     rated_quantities,
     row_finder,
@@ -12,7 +13,6 @@ from billing.rating.rate_cards import (
     row_index,
     ties,
 )
-from plans.models import ChargeRate, Plan
 from tests.factories import MeterFactory, llm_tokens_meter
 
 D = __import__("decimal").Decimal

@@ -6,10 +6,10 @@ from decimal import Decimal
 import pytest
 from django.forms.models import model_to_dict
 
-from billing.core.errors import Conflict, InvalidRequest
-from billing.rating.pricing import PricingSpec, TierSpec
+from common.errors import Conflict, InvalidRequest
 from plans import selectors
 from plans.models import Charge, Meter, PlanVersion, PriceTier
+from plans.pricing import PricingSpec, TierSpec
 from plans.services import (
     meter_update,
     plan_create,

@@ -14,7 +14,6 @@ from django.contrib.auth.models import Permission, User
 
 from billing.invoicing.close import periods_close
 from billing.models import BilledPeriod, Subscription
-from billing.rating.pricing import PricingSpec, TierSpec
 from billing.simulation import engine, period_subscriptions, report
 from billing.subscriptions.lifecycle import subscription_create
 from billing.usage.ingestion import events_ingest
@@ -23,6 +22,7 @@ from customers.services import customer_create
 from invoices.models import Invoice, InvoiceLine
 from plans import tasks
 from plans.models import Plan, PlanVersion, PriceSimulation, PriceSimulationRow
+from plans.pricing import PricingSpec, TierSpec
 from plans.services import meter_create, plan_create, plan_version_create
 from plans.validation import ChargeSpec, VersionSpec
 

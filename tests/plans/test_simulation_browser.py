@@ -12,15 +12,15 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
-from billing.core.periods import month_start
 from billing.invoicing.close import periods_close
-from billing.rating.pricing import PricingSpec
 from billing.simulation.engine import simulation_run
 from billing.subscriptions.lifecycle import subscription_create
 from billing.usage.ingestion import events_ingest
+from common.periods import month_start
 from customers.models import Customer
 from customers.services import customer_create
 from plans.models import PlanVersion, PriceSimulation
+from plans.pricing import PricingSpec
 from plans.services import meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
 

@@ -9,11 +9,11 @@ from decimal import Decimal as D
 import pytest
 
 from billing.invoicing.close import periods_close
-from billing.rating.pricing import PricingSpec
 from billing.simulation import engine
 from billing.subscriptions.lifecycle import subscription_change_plan, subscription_create
 from customers.services import customer_create
 from invoices.models import Invoice
+from plans.pricing import PricingSpec
 from plans.services import meter_create, plan_create, plan_version_create, plan_version_publish
 from plans.validation import ChargeSpec, VersionSpec
 from tests.plans import test_simulation
@@ -157,7 +157,7 @@ def test_a_first_partial_calendar_period_is_simulated_as_the_close_bills_it(db):
 def test_period_fraction_counts_whole_months_and_else_seconds(db):
     from zoneinfo import ZoneInfo
 
-    from billing.core.periods import period_fraction
+    from common.periods import period_fraction
 
     paris = ZoneInfo("Europe/Paris")
     assert period_fraction(OCT_1, NOV_1, paris, interval="month") == 1

@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.core.errors import BillingError
+from common.errors import BillingError
 from customers.models import Customer
 from customers.services import customer_update
 from plans.models import TaxRate

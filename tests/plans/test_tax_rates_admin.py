@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.core.errors import InvalidRequest
+from common.errors import InvalidRequest
 from customers.models import Customer
 from plans import services
 from plans.admin import tax_rates as tax_rates_admin

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from billing.core.errors import InvalidRequest
-from billing.rating.pricing import PricingSpec, TierSpec
+from common.errors import InvalidRequest
+from plans.pricing import PricingSpec, TierSpec
 from plans.validation import (
     ChargeSpec,
     FieldErrors,

@@ -7,10 +7,10 @@ from decimal import Decimal as D
 import pytest
 from django.contrib.auth.models import Permission, User
 
-from billing.rating.pricing import PricingSpec, TierSpec
 from plans.admin.version_compare import ADDED, REMOVED, CompareRow, compare_sections
 from plans.feature_grants import FeatureGrant
 from plans.features import feature_create
+from plans.pricing import PricingSpec, TierSpec
 from plans.selectors import version_spec
 from plans.services import plan_version_copy_as_draft, plan_version_update
 from plans.validation import ChargeSpec

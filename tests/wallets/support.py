@@ -15,11 +15,11 @@ from billing.models import (
     UsageEvent,
     UsageRollup,
 )
-from billing.rating.pricing import PricingSpec, TierSpec
 from billing.usage.ingestion import events_ingest
 from customers.api_keys import hash_secret
 from customers.models import ApiKey
 from invoices.models import Invoice, InvoiceLine, InvoiceSequence
+from plans.pricing import PricingSpec, TierSpec
 from plans.validation import ChargeSpec
 from tests.factories import (
     CreditPackFactory,

@@ -171,7 +171,7 @@ def test_a_known_customer_with_a_bad_body_is_a_400(api, catalog, acme, body, mes
     assert message in response.json()["error"]["message"]
 
 
-# Read ahead (billing.core.rawsql.read_ahead): a customer's meter check sends the
+# Read ahead (common.rawsql.read_ahead): a customer's meter check sends the
 # same statements every time, so from its third on, the usage read travels with
 # the customer's in one round trip. Its rows are read in the request itself: what
 # was ingested in between counts, and a statement read ahead for a period that
@@ -245,8 +245,8 @@ def test_a_check_reads_the_new_period_when_the_one_read_ahead_has_ended(
 
 def test_a_card_row_in_tiers_reads_its_own_usage_not_the_meters(api, catalog, acme):
     # A row in tiers counts its own usage so far: the meter's total is not read.
-    from billing.rating.pricing import GRADUATED, PricingSpec, TierSpec
-    from billing.rating.rate_cards import RateSpec
+    from plans.pricing import GRADUATED, PricingSpec, TierSpec
+    from plans.rate_card_pricing import RateSpec
     from plans.validation import ChargeSpec
     from tests.factories import llm_tokens_meter
 

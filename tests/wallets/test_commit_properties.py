@@ -10,8 +10,8 @@ from decimal import Decimal as D
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.core.vocabulary import LineKind
 from billing.invoicing.close import periods_close
+from common.vocabulary import LineKind
 from customers.services import customer_create
 from invoices.models import InvoiceLine
 from tests.factories import subscribe

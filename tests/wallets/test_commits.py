@@ -547,7 +547,7 @@ def test_an_immediate_cancel_ends_the_commit_its_access_left_expired_or_credited
 
 
 def test_a_credit_note_on_the_commit_invoice_takes_back_only_access_left(catalog):
-    from billing.core.errors import Conflict
+    from common.errors import Conflict
     from invoices.credit_notes import CreditLineInput, credit_note_issue
 
     customer, _subscription = customer_on_plan("acme")

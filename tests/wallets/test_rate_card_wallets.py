@@ -10,9 +10,9 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.rating.pricing import GRADUATED, PER_UNIT, PricingSpec, TierSpec
-from billing.rating.rate_cards import RateSpec
 from billing.usage.ingestion import events_ingest
+from plans.pricing import GRADUATED, PER_UNIT, PricingSpec, TierSpec
+from plans.rate_card_pricing import RateSpec
 from plans.services import meter_create
 from plans.validation import ChargeSpec
 from tests.factories import llm_tokens_meter, published_version, subscribe

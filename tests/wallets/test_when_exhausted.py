@@ -8,10 +8,10 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.core.errors import InvalidRequest
 from billing.invoicing.close import periods_close
 from billing.simulation.engine import simulation_rate_customer
 from billing.usage.ingestion import events_ingest
+from common.errors import InvalidRequest
 from customers.portal import portal_session_create
 from invoices.models import Invoice
 from plans.models import PlanVersion
@@ -149,7 +149,7 @@ def test_a_balance_that_bills_when_dry_bills_the_money_it_lacked(api, acme):
     # (0.10 for the first 20 runs, 0.05 beyond): the tier walk goes on over the
     # period's runs, covered or not
     MeterFactory(code="agent_runs", name="Agent runs", event_name="agent.run")
-    from billing.rating.pricing import PricingSpec, TierSpec
+    from plans.pricing import PricingSpec, TierSpec
 
     graduated = PricingSpec(
         "graduated",

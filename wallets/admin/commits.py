@@ -2,7 +2,7 @@
 read-only (a commit changes only at a close or a cancel: wallets.commits), with
 its access blocks (each period's, the rollover blocks, with what is left and
 when it expires in the customer's zone) and its ledger; and signing one for a
-customer: a form, then the shared confirmation page (billing.core.admin_confirm)
+customer: a form, then the shared confirmation page (common.admin_confirm)
 stating the invoice and the schedule, whose button calls commit_sign. A refusal
 comes back on the form in words; nothing is written."""
 
@@ -19,19 +19,19 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core import customer_text
-from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
-from billing.core.admin_fields import moment_text
-from billing.core.admin_forms import (
+from billing.models import Subscription
+from billing.usage.statement import period_statement
+from common import customer_text
+from common.admin_confirm import Confirmation, confirmation_page, is_confirmed
+from common.admin_fields import moment_text
+from common.admin_forms import (
     RecordAdmin,
     RecordInline,
     add_billing_error,
     money_text,
     percent_text,
 )
-from billing.core.errors import BillingError
-from billing.models import Subscription
-from billing.usage.statement import period_statement
+from common.errors import BillingError
 from customers.models import Customer
 from wallets.commit_models import Commit, CommitEntry
 from wallets.commit_sign_form import FIELD_MAP, CommitSignForm, term_text

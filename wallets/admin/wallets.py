@@ -14,9 +14,9 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core import customer_text
-from billing.core.admin_fields import ZonedDateTimeField
-from billing.core.admin_forms import (
+from common import customer_text
+from common.admin_fields import ZonedDateTimeField
+from common.admin_forms import (
     EXACT_DECIMALS,
     ExactDecimalField,
     ExactIntegerField,
@@ -27,8 +27,8 @@ from billing.core.admin_forms import (
     quantity_column,
     quantity_text,
 )
-from billing.core.admin_history import AuditHistoryAdmin
-from billing.core.errors import BillingError
+from common.admin_history import AuditHistoryAdmin
+from common.errors import BillingError
 from plans.models import CreditPack, Meter
 from wallets import ledger, purchases, revenue
 from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet

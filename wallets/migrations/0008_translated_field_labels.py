@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-from billing.core.migration_operations import AlterFields
+from common.migration_operations import AlterFields
 
 
 class Migration(migrations.Migration):

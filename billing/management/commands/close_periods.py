@@ -3,8 +3,8 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from billing.core.periods import parse_instant
 from billing.invoicing.close import periods_close
+from common.periods import parse_instant
 
 
 class Command(BaseCommand):
@@ -43,7 +43,7 @@ class Command(BaseCommand):
             result = periods_close(as_of=moment, processes=processes, sweep=moment >= now)
         except DatabaseError as error:
             # A transaction the database aborted was tried again already
-            # (billing.core.aborts): what committed stays, a rerun does the rest.
+            # (common.aborts): what committed stays, a rerun does the rest.
             raise CommandError(
                 f"the database stopped the close ({error}); what was closed and "
                 "finalized stays so: run it again to do the rest"

@@ -3,8 +3,8 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from billing.core.errors import BillingError
 from billing.revenue.recognition import recognition_unit, revenue_recognize_closed
+from common.errors import BillingError
 
 
 class Command(BaseCommand):

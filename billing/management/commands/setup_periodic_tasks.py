@@ -4,7 +4,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 # name -> (task, every N minutes). Editable afterwards in the admin (Periodic tasks).
 # The sweeps of what is due (payments, webhook deliveries, emails) run every minute:
 # a retry is a row with its due time that they send, never a task in the broker
-# (config.celery.COUNTDOWN_LIMIT_SECONDS); invoices 0036 moved existing ones from 5.
+# (common.task_sending.COUNTDOWN_LIMIT_SECONDS); invoices 0036 moved existing ones from 5.
 SCHEDULES = {
     "Close billing periods and finalize invoices": ("billing.tasks.close_periods", 5),
     "Send overdue webhook deliveries": ("billing.tasks.retry_due_webhooks", 1),

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.core.errors import BillingError
+from common.errors import BillingError
 from customers.api_keys import api_key_create
 from customers.models import ApiKey
 

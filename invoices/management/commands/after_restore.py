@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from billing.core import outbound_record
+from common import outbound_record
 from customers.models import Customer
 from invoices.after_restore import number_ranges, restore_reconcile
 from invoices.restore_pause import PauseState, outbound_pause_state, outbound_resume

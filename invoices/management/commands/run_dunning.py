@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.core.periods import parse_instant
+from common.periods import parse_instant
 from invoices.dunning import dunning_run
 
 

@@ -12,14 +12,14 @@ from decimal import Decimal as D
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from billing.rating.pricing import PricingSpec, TierSpec
-from config.history import history_tags
+from common.history import history_tags
 from customers.models import Customer
 from customers.services import customer_create
 from plans.feature_grants import FeatureGrant
 from plans.features import feature_create
 from plans.management.demo_history import demo_history_load
 from plans.models import CreditPack, Feature, Meter, Plan, TaxRate
+from plans.pricing import PricingSpec, TierSpec
 from plans.services import credit_pack_create, meter_create, plan_create, tax_rate_create
 from plans.validation import ChargeSpec, VersionSpec
 

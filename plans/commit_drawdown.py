@@ -12,11 +12,11 @@ from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text
-from billing.core.money import quantize_money
-from billing.core.vocabulary import LineKind
-from billing.rating.lines import LineInput
+from common import customer_text
+from common.money import quantize_money
+from common.vocabulary import LineKind
 from plans.meter_scope import draw_in_order
+from plans.rating import LineInput
 
 ZERO = Decimal(0)
 ONE = Decimal(1)

@@ -1,5 +1,5 @@
 """The one error type for domain failures, turned into the API envelope by
-config.api.exception_handler and into form errors by the admin."""
+common.rest_api.exception_handler and into form errors by the admin."""
 
 
 class BillingError(Exception):

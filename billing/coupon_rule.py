@@ -5,9 +5,9 @@ currency, never more than the amount. The close writes it as a discount line
 
 from decimal import Decimal
 
-from billing.core import rawsql
-from billing.core.money import quantize_money
 from billing.models import Discount, Subscription
+from common import rawsql
+from common.money import quantize_money
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)

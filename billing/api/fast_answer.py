@@ -12,8 +12,8 @@ tries the plain 200 with what it must do: the key, the scopes, the rate limit, t
 body, the answer.
 
 The answer is DRF's, by construction. The same functions read the key
-(customers.auth, customers.api_keys), count the rate limit (config.throttling),
-parse the body (config.api.json_body), validate it (config.api.validated with the
+(customers.auth, customers.api_keys), count the rate limit (common.throttling),
+parse the body (common.rest_api.json_body), validate it (common.rest_api.validated with the
 view's serializer) and compute the answer (the view's `fast_answer`, which calls
 what its handler calls); the view's first renderer renders it, and the view's own
 `finalize_response` finishes it with the view's `headers`, as DRF finishes the
@@ -28,7 +28,7 @@ without the scope, a request over the rate limit, and any error while answering 
 unknown customer, an invalid body, a database out of reach): DRF answers it again,
 with its error envelope and logging. What the fast answer may have done by then is
 what DRF would do again with the same result: a request is counted against the rate
-limit once (config.throttling keeps the verdict on the request), and a soft spend
+limit once (common.throttling keeps the verdict on the request), and a soft spend
 limit's alert is raised once a period. An error DRF is expected to answer (a
 refusal, the database away) is handed on silently; any other is logged here first.
 
@@ -47,10 +47,10 @@ from rest_framework.exceptions import APIException
 from rest_framework.renderers import BaseRenderer
 from rest_framework.views import APIView
 
-from billing.core.errors import BillingError
-from config import outage
-from config.api import ContentNegotiation, StrictJSONParser, plainly_accepted
-from config.throttling import ApiKeyRateThrottle, key_rate_allows
+from common import outage
+from common.errors import BillingError
+from common.rest_api import ContentNegotiation, StrictJSONParser, plainly_accepted
+from common.throttling import ApiKeyRateThrottle, key_rate_allows
 from customers.api_keys import api_key_for_secret
 from customers.auth import ApiClient, ApiKeyAuthentication, HasScope, accepted_scopes, bearer_secret
 
@@ -82,7 +82,7 @@ class FastAnswerApi(APIView):
     def as_view(cls, **initkwargs):
         _same_setup_as_copied(cls)
         # The renderer DRF picks for a request that accepts JSON (or anything): the
-        # first (config.api.ContentNegotiation). It keeps nothing of a request.
+        # first (common.rest_api.ContentNegotiation). It keeps nothing of a request.
         cls.fast_renderer = cls.renderer_classes[0]()
         cls.fast_scopes = accepted_scopes(cls, cls.fast_method)
         return super().as_view(**initkwargs)
@@ -160,7 +160,7 @@ def _same_setup_as_copied(view_class) -> None:
     differs = sorted(name for name in expected if found[name] != expected[name])
     if differs:
         raise ImproperlyConfigured(
-            f"config.fast_answer answers {view_class.__name__} as DRF was set up for it; "
+            f"billing.api.fast_answer answers {view_class.__name__} as DRF was set up for it; "
             f"{', '.join(differs)} changed since: make the fast answer do the same, or "
             "make the view a plain APIView"
         )

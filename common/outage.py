@@ -3,9 +3,9 @@ with Retry-After, never 500: the client sends the request again (events are
 idempotent by id, so a batch whose answer was lost is counted once).
 
 Three places answer it, by where the error is raised:
-- in a DRF view (all of /api/): config.api.exception_handler, the error envelope;
+- in a DRF view (all of /api/): common.rest_api.exception_handler, the error envelope;
 - in any other view (admin, portal, Stripe webhook): DatabaseUnavailableMiddleware;
-- in a middleware (sessions, messages) with DEBUG off: config.api.handler500.
+- in a middleware (sessions, messages) with DEBUG off: common.rest_api.handler500.
 
 The worker's side is config.celery.BillingTask, which retries a task with backoff.
 A connection that broke is closed at the end of the request (Django's
@@ -64,7 +64,7 @@ def unavailable_page() -> HttpResponse:
 class DatabaseUnavailableMiddleware:
     """Answers a view outside DRF that lost the database with the 503 page, also
     with DEBUG on. /api/ is left alone: its views are DRF's, answered with the
-    error envelope by config.api.exception_handler."""
+    error envelope by common.rest_api.exception_handler."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -38,9 +38,9 @@ from django.utils import dateformat, formats, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext
 
-from billing.core.money import currency_exponent, quantize_money
-from billing.core.periods import month_start, period_share
-from billing.core.vocabulary import LineKind
+from common.money import currency_exponent, quantize_money
+from common.periods import month_start, period_share
+from common.vocabulary import LineKind
 
 # The languages the admin is written in (config.user_language), with their names
 # in themselves.

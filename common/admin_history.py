@@ -1,4 +1,4 @@
-"""The admin of every model with an audit history (config.history): django-simple-
+"""The admin of every model with an audit history (common.history): django-simple-
 history's History pages, with an object id or a history id that no row can have
 answered 404 rather than 500.
 

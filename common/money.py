@@ -54,7 +54,7 @@ class DecimalRefused(ValueError):
 
 def decimal_input(value: object, *, negative: bool = True) -> Decimal:
     """The one reading of an amount or quantity the API is sent (every serializer's
-    DecimalString, config.api, and the meters' values in ingested events): a JSON
+    DecimalString, common.rest_api, and the meters' values in ingested events): a JSON
     number (as read, an int or an exact Decimal: 1e3 is 1000) or a plain decimal
     string ("12.5", "-3"); anything else refused with DECIMAL_MESSAGE. Then refused
     when not finite, negative (unless `negative`), too large, or more precise than

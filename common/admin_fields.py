@@ -16,9 +16,9 @@ from django.utils.functional import lazy
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from billing.core import customer_text
-from billing.core.countries import COUNTRY_CODES
-from billing.core.money import is_known_currency
+from common import customer_text
+from common.countries import COUNTRY_CODES
+from common.money import is_known_currency
 
 # The admin's language when no user's is active (config.user_language).
 ADMIN_LANGUAGE = "en"

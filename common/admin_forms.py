@@ -10,10 +10,10 @@ from django.db import models
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text
-from billing.core.errors import BillingError
-from billing.core.money import DecimalRefused
-from billing.core.typed_numbers import typed_number_read
+from common import customer_text
+from common.errors import BillingError
+from common.money import DecimalRefused
+from common.typed_numbers import typed_number_read
 
 
 def add_billing_error(
@@ -123,7 +123,7 @@ def amounts_in_currency(form: forms.BaseForm, currency: str | None, names) -> No
 
 class ExactDecimalField(forms.DecimalField):
     """Every amount or quantity typed in the admin: read in the user's convention
-    (billing.core.typed_numbers: '1,50' is 1.50 in French and German and is asked
+    (common.typed_numbers: '1,50' is 1.50 in French and German and is asked
     about in English), then held to the field's digits as any DecimalField."""
 
     widget = TypedNumberInput

@@ -3,7 +3,7 @@
 `priced_pieces` splits a quantity into the pieces a scheme prices it as (one for
 per_unit, package and volume, one per tier reached for graduated), each with its
 exact amount. `price_units` is their sum, unrounded: the caller rounds a line
-once with `billing.core.money.quantize_money`, and billing.rating.lines writes one line per
+once with `common.money.quantize_money`, and plans.rating writes one line per
 piece, so an amount and its lines come from the same walk. Tiers apply to
 billable units (after included units); `up_to` is inclusive and the last tier is
 open (`None`).

@@ -16,9 +16,9 @@ from rest_framework import exceptions, negotiation, pagination, parsers, seriali
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from billing.core import nesting
-from billing.core.errors import BillingError
-from billing.core.money import (
+from common import nesting, outage
+from common.errors import BillingError
+from common.money import (
     MAX_DECIMAL_TEXT,
     PLAIN_DECIMAL,
     DecimalRefused,
@@ -26,15 +26,14 @@ from billing.core.money import (
     format_decimal,
     format_money,
 )
-from billing.core.nesting import MAX_BODY_DEPTH, may_nest_deeper_than
-from billing.core.periods import parse_instant
-from billing.core.storable import (
+from common.nesting import MAX_BODY_DEPTH, may_nest_deeper_than
+from common.periods import parse_instant
+from common.storable import (
     may_hold_unstorable_text,
     reject_json_constant,
     storable_json_number,
     unstorable_json_reason,
 )
-from config import outage
 
 ERROR_TYPES = {
     400: "invalid_request",
@@ -66,7 +65,7 @@ def _storable_number(text: str) -> Decimal:
 
 def json_body(body: bytes):
     """A request body read as StrictJSONParser reads it, or its ParseError. A body
-    nesting deeper than MAX_BODY_DEPTH is read without recursion (billing.core.nesting),
+    nesting deeper than MAX_BODY_DEPTH is read without recursion (common.nesting),
     then refused for its depth (or as malformed JSON, if it is that too)."""
     deep = may_nest_deeper_than(body, MAX_BODY_DEPTH)
     loads = partial(nesting.loads, max_depth=MAX_BODY_DEPTH) if deep else json.loads
@@ -90,7 +89,7 @@ def json_body(body: bytes):
 class StrictJSONParser(parsers.JSONParser):
     """JSON with exact decimals: 0.1 arrives as Decimal('0.1'), never a float,
     and NaN or Infinity are refused rather than read; so are numbers and text no
-    column could store (billing.core.storable), whichever field holds them."""
+    column could store (common.storable), whichever field holds them."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         return json_body(stream.read())
@@ -174,7 +173,7 @@ def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
 
 def exception_handler(exc, context):
     """Every refusal as {"error": {"type", "message", "fields"}} with a 4xx status;
-    a database out of reach as a 503 with Retry-After (config.outage)."""
+    a database out of reach as a 503 with Retry-After (common.outage)."""
     if outage.database_unavailable(exc):
         outage.log_unavailable(context["request"], exc)
         return _unavailable(Response)
@@ -211,7 +210,7 @@ def exception_handler(exc, context):
 
 
 def _unavailable(response_class):
-    """The API's answer while the database is out of reach (config.outage): a DRF
+    """The API's answer while the database is out of reach (common.outage): a DRF
     Response from the exception handler, a JsonResponse from handler500."""
     return response_class(
         error_body("service_unavailable", outage.MESSAGE),
@@ -229,7 +228,7 @@ def handler404(request, exception=None):
 
 def handler500(request):
     # Raised outside any view (a middleware's session or messages): a database
-    # out of reach is still a 503 (config.outage); Django logged the traceback.
+    # out of reach is still a 503 (common.outage); Django logged the traceback.
     if outage.database_unavailable(sys.exc_info()[1]):
         if request.path.startswith("/api/"):
             return _unavailable(JsonResponse)
@@ -282,7 +281,7 @@ class CursorPagination(pagination.CursorPagination):
 
 
 # What the schema promises is what to_internal_value accepts from a string (a JSON
-# number is accepted too): billing.core.money.decimal_input's plain decimal.
+# number is accepted too): common.money.decimal_input's plain decimal.
 DECIMAL_PATTERN = f"^{PLAIN_DECIMAL}$"
 
 
@@ -303,7 +302,7 @@ DECIMAL_PATTERN = f"^{PLAIN_DECIMAL}$"
 )
 class DecimalString(serializers.Field):
     """A quantity or price: accepts a JSON number or a plain decimal string, answers a
-    plain string. What it accepts and refuses is billing.core.money.decimal_input's:
+    plain string. What it accepts and refuses is common.money.decimal_input's:
     booleans, other strings, non-finite values and numbers the ledger cannot store
     exactly (more than 10 decimal places or 18 integer digits) are refused."""
 
@@ -365,3 +364,22 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    type = serializers.CharField(
+        help_text="invalid_request | authentication_failed | permission_denied | not_found | "
+        "conflict | payload_too_large | rate_limited | service_unavailable | server_error"
+    )
+    message = serializers.CharField(help_text="What went wrong, for a person to read.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="The input fields (dotted paths) at fault, each with its messages.",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The envelope of every refusal: `{"error": {"type", "message", "fields"?}}`."""
+
+    error = ErrorDetailSerializer()

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from django.utils import translation
 
-from billing.core.customer_text import ADMIN_LANGUAGES as LANGUAGES
-from billing.core.customer_text import DEFAULT_LANGUAGE
+from common.customer_text import ADMIN_LANGUAGES as LANGUAGES
+from common.customer_text import DEFAULT_LANGUAGE
 
 
 def said_in_other_languages(say: Callable[[], str]) -> dict[str, str]:

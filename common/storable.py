@@ -7,7 +7,7 @@ hostile input is a 400 or a per-event rejection, never a failed write."""
 import re
 from decimal import Decimal, InvalidOperation
 
-from billing.core.nesting import TooDeep
+from common.nesting import TooDeep
 
 # PostgreSQL's numeric keeps at most 131,072 digits before the decimal point and
 # 16,383 after it.
@@ -94,7 +94,7 @@ def unstorable_json_reason(value, *, check_text: bool, max_depth: int) -> str | 
     """Why a parsed JSON value cannot be stored: a key or text that cannot (only
     looked for when `check_text`), an UNSTORABLE_NUMBER, or nesting deeper than
     `max_depth` (TOO_DEEP too: what a reader left unread past its own depth,
-    billing.core.nesting); None when it can. Iterative, so no payload exhausts the stack;
+    common.nesting); None when it can. Iterative, so no payload exhausts the stack;
     a flat object costs one pass over its values (without `check_text`, one pass in C)."""
     if (
         not check_text

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, localcontext
 from itertools import combinations as subsets
 
-from billing.rating.pricing import EXACT_PRECISION, PricingSpec
+from plans.pricing import EXACT_PRECISION, PricingSpec
 
 ZERO = Decimal(0)
 ONE = Decimal(1)

@@ -20,7 +20,7 @@ MAX_BODY_DEPTH = 64
 
 class TooDeep:
     """Stands in, in what `loads` reads, for an array or object nested deeper than its
-    `max_depth`: the event holding it is rejected (billing.core.storable), not the batch."""
+    `max_depth`: the event holding it is rejected (common.storable), not the batch."""
 
     __slots__ = ()
 

@@ -21,7 +21,7 @@ from simple_history.manager import HistoryDescriptor
 from simple_history.models import HistoricalRecords
 from simple_history.utils import get_change_reason_from_object
 
-from billing.core import rawsql
+from common import rawsql
 
 CHANGE_ID_PREFIX = "change:"
 
@@ -136,7 +136,7 @@ class _HistoryRow(models.Model):
     once, as a new row: simple_history saves it with `save()`, which compiles an
     INSERT each time (a period close saves a subscription, so writes a history
     row, per period). Here that plain first save is one fixed INSERT of the same
-    values (billing.core.rawsql.insert, prepared on PostgreSQL). Any other save
+    values (common.rawsql.insert, prepared on PostgreSQL). Any other save
     (an update, an id given, another database or a router to ask), or one that a
     save receiver listens to, goes through the ORM."""
 

@@ -155,7 +155,7 @@ key_leases = WindowLeases()
 def key_rate_allows(request, key) -> tuple[bool, float]:
     """Whether `request`, made with `key`, is within API_THROTTLE_RATE, and the
     seconds until the window ends. A request is counted once: the answer is kept
-    on it, and asked again (config.fast_answer hands on to DRF after asking) it
+    on it, and asked again (billing.api.fast_answer hands on to DRF after asking) it
     is read back, not counted a second time."""
     rate = settings.API_THROTTLE_RATE
     if rate is None or key is None:

@@ -1,7 +1,7 @@
 """The rating engine: a version's terms and a period's usage become invoice lines.
 
 Pure: no database. Each line says what it is, with quantity, unit price and an
-amount computed exactly and rounded once (billing.core.money.quantize_money); a
+amount computed exactly and rounded once (common.money.quantize_money); a
 total is the sum of rounded lines. Graduated pricing gives one line per tier
 reached, so every amount can be explained line by line.
 """
@@ -15,10 +15,10 @@ from functools import lru_cache
 from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text
-from billing.core.money import format_decimal, quantize_money
-from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
-from billing.rating.pricing import (
+from common import customer_text
+from common.money import format_decimal, quantize_money
+from common.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
+from plans.pricing import (
     EXACT_PRECISION,
     GRADUATED,
     PACKAGE,
@@ -28,7 +28,7 @@ from billing.rating.pricing import (
     exact_pieces,
     priced_pieces,
 )
-from billing.rating.rate_cards import rated_quantities
+from plans.rate_card_pricing import rated_quantities
 from plans.validation import ChargeSpec, VersionSpec
 
 ZERO = Decimal(0)
@@ -368,7 +368,7 @@ def priced_lines(
     group: tuple | None = None,
 ) -> list[LineInput]:
     """Billable units under a pricing scheme, as explainable lines: one per piece
-    of billing.rating.pricing's walk (one per tier reached for graduated), so that the
+    of plans.pricing's walk (one per tier reached for graduated), so that the
     lines price exactly what price_units does, each line rounded once. `past_included`:
     the units are those past an allowance, and a tier's bound says it counts them;
     `group`: a rate card row's `when`, that its lines carry."""

@@ -30,8 +30,8 @@ from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text
-from billing.core.money import DecimalRefused, is_known_currency
+from common import customer_text
+from common.money import DecimalRefused, is_known_currency
 
 # The marks of each language's convention: (decimal mark, thousands mark).
 POINT, COMMA = ".", ","

@@ -1,1 +1,0 @@
-"""Rating: the one pricing walk (pricing) and the invoice lines it yields (lines)."""
