@@ -248,6 +248,16 @@ def _fresh_process_caches():
     cache.clear()
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, django_db_blocker):
+    """Before pytest-django makes this process's test database: make it a copy of
+    the migrated template (tests/template_databases.py) instead of migrating it."""
+    from tests import template_databases
+
+    with django_db_blocker.unblock():
+        template_databases.prepare(connection)
+
+
 @pytest.fixture(scope="module")
 def module_transaction(request, django_db_setup, django_db_blocker):
     """A transaction held open across a test module's tests, for rows made once for
