@@ -3,6 +3,7 @@
 reading of such a list (checked against the catalog) and the one rule of
 whether it pays for a meter, and the one greedy draw over blocks in order."""
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 from common.errors import InvalidRequest
@@ -17,9 +18,12 @@ def applies(applies_to: list[str], meter_code: str) -> bool:
     return not applies_to or meter_code in applies_to
 
 
-def draw_in_order(blocks, wanted: Decimal, meter: str | None = None) -> list:
+def draw_in_order(
+    blocks, wanted: Decimal, meter: str | None = None, *, left: Mapping | None = None
+) -> list:
     """(block, taken) pairs of drawing `wanted` from blocks in draw order, each
-    as far as its `remaining` goes (nothing changed); with a `meter`, only from
+    as far as its `remaining` goes (nothing changed), or what `left` says it has
+    left (by block id: a batch planning its draws); with a `meter`, only from
     those that apply to it (without, the caller chose them: a commit's)."""
     taken_from = []
     for block in blocks:
@@ -27,7 +31,7 @@ def draw_in_order(blocks, wanted: Decimal, meter: str | None = None) -> list:
             break
         if meter is not None and not applies(block.applies_to, meter):
             continue
-        taken = min(block.remaining, wanted)
+        taken = min(block.remaining if left is None else left[block.pk], wanted)
         if taken <= 0:
             continue
         taken_from.append((block, taken))

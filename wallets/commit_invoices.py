@@ -1,7 +1,7 @@
-"""The invoices a commit writes: the prepaid commit's, in full when it is
-signed (`reason: commit`, finalized at once), and the postpaid commit's
-true-up at its term's end (`reason: commit_true_up`, a draft the beat
-finalizes), each one line in the customer's language."""
+"""The invoices of a commit's term, each one line in the customer's language:
+the prepaid commit's, in full when it is signed (`reason: commit`, finalized at
+once); the postpaid commit's true-up is written by the close through the same
+writer (billing.invoicing.commit_true_ups)."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -14,10 +14,10 @@ from common.vocabulary import LineKind
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
 from plans.rating import LineInput
-from wallets.commit_models import Commit, CommitEntry
+from wallets.commit_models import Commit
 
 
-def _term_invoice(
+def term_invoice(
     commit: Commit, subscription: Subscription, *, reason: str, kind: str, amount, describe, now
 ) -> Invoice:
     """A draft of one line of `amount` for the commit's term, described by
@@ -45,7 +45,7 @@ def _term_invoice(
 
 def commit_invoice(commit: Commit, subscription: Subscription, now: datetime) -> Invoice:
     """The prepaid commit's invoice, for its whole amount, finalized at once."""
-    invoice = _term_invoice(
+    invoice = term_invoice(
         commit,
         subscription,
         reason=Invoice.COMMIT,
@@ -55,29 +55,3 @@ def commit_invoice(commit: Commit, subscription: Subscription, now: datetime) ->
         now=now,
     )
     return invoice_finalize(invoice=invoice, now=now)
-
-
-def true_up_invoice(commit: Commit, subscription: Subscription, *, now: datetime):
-    """The postpaid commit's true-up: what its counted usage fell short of its
-    amount (None when it reached it), a draft the beat finalizes."""
-    missing = commit.amount - commit.counted
-    if missing <= 0:
-        return None
-    CommitEntry.objects.create(
-        commit=commit, kind=CommitEntry.TRUE_UP, amount=missing, occurred_at=now
-    )
-    return _term_invoice(
-        commit,
-        subscription,
-        reason=Invoice.COMMIT_TRUE_UP,
-        kind=LineKind.COMMIT_TRUE_UP,
-        amount=missing,
-        describe=lambda term: _(
-            "Commit true-up for {term}: {amount} committed, {counted} used"
-        ).format(
-            term=term,
-            amount=customer_text.money(commit.amount, commit.currency),
-            counted=customer_text.money(commit.counted, commit.currency),
-        ),
-        now=now,
-    )

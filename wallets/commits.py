@@ -24,10 +24,12 @@ from customers.locks import customer_lock
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote
 from plans.commit_drawdown import ROLLOVER, Access, CommitDraw, CommitTerms
-from wallets.commit_invoices import commit_invoice, true_up_invoice
+from wallets import ledger
+from wallets.commit_invoices import commit_invoice
 from wallets.commit_models import Commit, CommitEntry
 from wallets.commit_terms import CommitRequest, access_schedule, check_request
 from wallets.ledger import (
+    BlockDraw,
     add_block,
     block_order,
     blocks_expire,
@@ -212,39 +214,32 @@ def commit_draw_record(
         return
     wallet = wallet_lock(Wallet(pk=CreditBlock.objects.get(pk=draw.draws[0][0]).wallet_id))
     rows = {b.pk: b for b in CreditBlock.objects.filter(pk__in=[b for b, _x in draw.draws])}
-    for block_id, amount in draw.draws:
-        row = rows[block_id]
-        if row.remaining < amount:
-            raise Conflict(f"commit access {block_id} has {row.remaining} left, not {amount}")
-        row.remaining -= amount
-        row.save(update_fields=["remaining"])
-        wallet.balance -= amount
-        LedgerEntry.objects.create(
-            wallet=wallet,
-            block=row,
-            kind=LedgerEntry.USAGE,
-            amount=-amount,
-            balance_after=wallet.balance,
-            period_start=usage_from,
-            period_end=until,
-            invoice=invoice,
-            occurred_at=now,
-        )
-    store_balance(wallet)
+    ledger.draw(
+        wallet,
+        [BlockDraw(rows[block_id], amount) for block_id, amount in draw.draws],
+        occurred_at=now,
+        period_start=usage_from,
+        period_end=until,
+        invoice=invoice,
+    )
 
 
-def commit_period_end(*, subscription: Subscription, end: datetime, now: datetime) -> None:
+def commit_period_end(*, subscription: Subscription, end: datetime, now: datetime) -> list[Commit]:
     """At the close of the subscription's period ending at `end`: each access of
     its customer's commit that expires by then rolls over (its rollover
     percent, rounded down to the currency) and expires (breakage); a commit
-    whose term ends is ended, and a postpaid one trued up. Under the
-    subscription's row lock (the close's)."""
+    whose term ends is ended. Under the subscription's row lock (the close's).
+    The commits ended, for the close to true up the postpaid ones
+    (billing.invoicing.commit_true_ups)."""
+    ended = []
     for commit in Commit.objects.filter(
         customer_id=subscription.customer_id, status=Commit.ACTIVE, starts_at__lt=end
     ).order_by("id"):
         expire_access(commit, until=end, now=now)
         if commit.ends_at <= end:
-            term_end(commit, subscription, now=now)
+            term_end(commit, now=now)
+            ended.append(commit)
+    return ended
 
 
 def expire_access(commit: Commit, *, until: datetime, now: datetime, rollover: bool = True) -> None:
@@ -263,17 +258,13 @@ def expire_access(commit: Commit, *, until: datetime, now: datetime, rollover: b
     store_balance(wallet)
 
 
-def term_end(
-    commit: Commit, subscription: Subscription, *, now: datetime, status: str = Commit.ENDED
-) -> None:
-    """The commit's term is over (or its subscription canceled: `status`): a
-    postpaid one bills what its usage did not reach (`reason: commit_true_up`),
-    and it is ended."""
-    if not commit.prepaid:
-        commit.true_up_invoice = true_up_invoice(commit, subscription, now=now)
+def term_end(commit: Commit, *, now: datetime, status: str = Commit.ENDED) -> None:
+    """The commit's term is over (or its subscription canceled: `status`): it is
+    ended. What a postpaid one's usage did not reach is billed by the caller
+    (billing.invoicing.commit_true_ups)."""
     commit.status = status
     commit.ended_at = min(commit.ends_at, now)
-    commit.save(update_fields=["status", "ended_at", "true_up_invoice"])
+    commit.save(update_fields=["status", "ended_at"])
 
 
 EXPIRE = "expire"
@@ -293,9 +284,10 @@ def commits_end_early(
     *, subscription: Subscription, at: datetime, leftover: str = EXPIRE
 ) -> list[Commit]:
     """End the subscription's commits at `at` (its immediate cancel, under its
-    row lock): a postpaid one trued up now, a prepaid one's access left expired
-    now or, with `leftover` "credit", credited by a note on its invoice once the
-    cancel commits. The commits ended."""
+    row lock): a prepaid one's access left expired now or, with `leftover`
+    "credit", credited by a note on its invoice once the cancel commits. The
+    commits ended, for the caller to true up the postpaid ones
+    (billing.invoicing.commit_true_ups)."""
     ended = []
     for commit in Commit.objects.filter(subscription=subscription, status=Commit.ACTIVE):
         if commit.prepaid and leftover == CREDIT:
@@ -303,7 +295,7 @@ def commits_end_early(
             transaction.on_commit(lambda c=commit_id: _credit_left(c, at), robust=True)
         elif commit.prepaid:
             expire_access(commit, until=commit.ends_at, now=at, rollover=False)
-        term_end(commit, subscription, now=at, status=Commit.CANCELED)
+        term_end(commit, now=at, status=Commit.CANCELED)
         ended.append(commit)
     return ended
 

@@ -10,16 +10,12 @@ from decimal import Decimal
 
 from customers.models import Customer
 from plans.meter_scope import applies, draw_in_order
+from wallets import ledger
 from wallets.alerts import auto_top_up_alert_raise, low_balance_alert_raise
 from wallets.journal_entries import journal_credits_consumed
-from wallets.ledger import (
-    block_order,
-    store_balance,
-    usable_blocks,
-    wallets_ensure,
-)
+from wallets.ledger import BlockDraw, block_order, usable_blocks, wallets_ensure
 from wallets.locks import wallets_lock
-from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
+from wallets.models import AutoTopUp, CreditBlock, UncoveredUsage, Wallet
 from wallets.purchases import auto_top_up_request, buy_pack_locked, paid_through_stripe
 
 ZERO = Decimal(0)
@@ -51,18 +47,21 @@ class CustomerDraws:
 
 @dataclass
 class _Drawing:
-    """One locked wallet while a batch's usage is drawn from it."""
+    """One locked wallet while a batch's usage is drawn from it: the batch plans
+    each event's draw on what its blocks have left (`left`, `balance`), and the
+    ledger's one writer of draws (wallets.ledger.draw) takes what was planned out of
+    the blocks and the balance, with one entry a block and meter, before a pack is
+    bought and when the batch ends."""
 
     wallet: Wallet
     blocks: list[CreditBlock]
     auto: AutoTopUp | None
-    entries: list[LedgerEntry] = field(default_factory=list)
-    # (block, meter) -> [amount, units] drawn since the last entry was written.
+    balance: Decimal
+    left: dict[int, Decimal] = field(default_factory=dict)
+    # (block, meter) -> [amount, units] planned since the last draw was written.
     pending: dict[tuple[int, str], list[Decimal]] = field(default_factory=dict)
-    pending_from: Decimal = ZERO
     # (meter, at) -> [units, shortfall]
     uncovered: dict[tuple[str, datetime], list[Decimal]] = field(default_factory=dict)
-    touched: dict[int, CreditBlock] = field(default_factory=dict)
     top_ups: list[CreditBlock] = field(default_factory=list)
     # With Stripe: this batch asked for its auto top-up pack already.
     top_up_requested: bool = False
@@ -71,41 +70,41 @@ class _Drawing:
     drawn: dict[tuple[int, str], Decimal] = field(default_factory=dict)
     first_entry_id: int | None = None
 
+    def __post_init__(self) -> None:
+        self.left = {block.pk: block.remaining for block in self.blocks}
+
     def flush(self, now: datetime) -> None:
-        running = self.pending_from
-        for (block_id, meter), (amount, units) in self.pending.items():
-            running -= amount
-            self.entries.append(
-                LedgerEntry(
-                    wallet=self.wallet,
-                    block_id=block_id,
-                    kind=LedgerEntry.USAGE,
-                    amount=-amount,
-                    balance_after=running,
-                    meter=meter,
-                    quantity=units,
-                    occurred_at=now,
-                )
-            )
+        if not self.pending:
+            return
+        by_pk = {block.pk: block for block in self.blocks}
+        written = ledger.draw(
+            self.wallet,
+            [
+                BlockDraw(by_pk[block_id], amount, meter, units)
+                for (block_id, meter), (amount, units) in self.pending.items()
+            ],
+            occurred_at=now,
+        )
+        if self.first_entry_id is None:
+            self.first_entry_id = written[0].pk
         self.pending = {}
-        self.pending_from = self.wallet.balance
 
     def available(self, meter: str) -> Decimal:
         """What the blocks in effect can still pay for this meter. The stored
         balance also counts blocks that take effect later, which cannot pay now,
         and blocks for other meters."""
         return sum(
-            (block.remaining for block in self.blocks if applies(block.applies_to, meter)), ZERO
+            (self.left[block.pk] for block in self.blocks if applies(block.applies_to, meter)),
+            ZERO,
         )
 
     def take(self, draw: UsageDraw) -> None:
-        """Draw the event's cost from the blocks that apply to its meter, in draw
+        """Plan the event's cost on the blocks that apply to its meter, in draw
         order (wallets.ledger.block_order)."""
         wanted = draw.cost
-        for block, taken in draw_in_order(self.blocks, wanted, draw.meter):
-            block.remaining -= taken
+        for block, taken in draw_in_order(self.blocks, wanted, draw.meter, left=self.left):
+            self.left[block.pk] -= taken
             wanted -= taken
-            self.touched[block.pk] = block
             share = draw.units * taken / draw.cost
             pending = self.pending.setdefault((block.pk, draw.meter), [ZERO, ZERO])
             pending[0] += taken
@@ -113,7 +112,7 @@ class _Drawing:
             self.drawn[(block.pk, draw.meter)] = (
                 self.drawn.get((block.pk, draw.meter), ZERO) + taken
             )
-        self.wallet.balance -= draw.cost - wanted
+        self.balance -= draw.cost - wanted
         if wanted > 0:
             missing = self.uncovered.setdefault((draw.meter, draw.at), [ZERO, ZERO])
             missing[0] += draw.units * wanted / draw.cost
@@ -129,12 +128,9 @@ class _Drawing:
                 self.top_up_requested = True
                 auto_top_up_request(customer=customer, pack=pack, now=now)
             return
+        # The purchase writes its own block and ledger entry; what was drawn so far
+        # is written first, so the ledger keeps its order.
         self.flush(now)
-        # The purchase writes its own block and ledger entry; entries written so far
-        # go first so the ledger keeps its order.
-        self._write_entries()
-        self.entries = []
-        self._save_blocks()
         block = buy_pack_locked(
             self.wallet,
             customer=customer,
@@ -144,13 +140,9 @@ class _Drawing:
         )
         self.blocks.append(block)
         self.blocks.sort(key=block_order)
+        self.left[block.pk] = block.remaining
         self.top_ups.append(block)
-        self.pending_from = self.wallet.balance
-
-    def _write_entries(self) -> None:
-        written = LedgerEntry.objects.bulk_create(self.entries)
-        if written and self.first_entry_id is None:
-            self.first_entry_id = written[0].pk
+        self.balance = self.wallet.balance
 
     def journal(self, customer: Customer, now: datetime) -> None:
         if self.first_entry_id is not None:
@@ -163,17 +155,9 @@ class _Drawing:
                 now=now,
             )
 
-    def _save_blocks(self) -> None:
-        if self.touched:
-            CreditBlock.objects.bulk_update(self.touched.values(), ["remaining"])
-            self.touched = {}
-
     def save(self, customer: Customer, now: datetime) -> None:
         self.flush(now)
-        self._write_entries()
-        self._save_blocks()
         self.journal(customer, now)
-        store_balance(self.wallet)
         UncoveredUsage.objects.bulk_create(
             UncoveredUsage(
                 wallet=self.wallet,
@@ -226,7 +210,7 @@ def usage_draw(*, batch: list[CustomerDraws], now: datetime) -> None:
                     wallet=wallet,
                     blocks=usable[wallet.pk],
                     auto=autos.get(wallet.pk),
-                    pending_from=wallet.balance,
+                    balance=wallet.balance,
                 )
             auto = drawing.auto
             # A short balance buys the pack only when its credits pay for the meter.
@@ -236,9 +220,9 @@ def usage_draw(*, batch: list[CustomerDraws], now: datetime) -> None:
                 and drawing.available(draw.meter) < draw.cost
             ):
                 drawing.top_up(customer, now)
-            before = drawing.wallet.balance
+            before = drawing.balance
             drawing.take(draw)
-            if auto and before > auto.threshold >= drawing.wallet.balance:
+            if auto and before > auto.threshold >= drawing.balance:
                 drawing.top_up(customer, now)
         period = (customer_draws.period_start, customer_draws.period_end)
         for drawing in drawings.values():

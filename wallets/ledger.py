@@ -5,6 +5,8 @@ Every balance change holds the wallet's row lock (wallets.locks), appends one
 ledger entry per block it touches with the balance after it, and keeps the
 stored balance equal to the sum of the blocks' remainders."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
@@ -15,7 +17,7 @@ from django.utils.translation import gettext as _
 from billing.models import Subscription
 from common import customer_text
 from common.customer_text import money_text
-from common.errors import InvalidRequest
+from common.errors import Conflict, InvalidRequest
 from common.money import quantize_amount, quantize_money
 from customers.models import Customer
 from invoices.models import Invoice
@@ -105,6 +107,63 @@ def add_block(
         occurred_at=now,
     )
     return block
+
+
+@dataclass(frozen=True, slots=True)
+class BlockDraw:
+    """What one draw takes out of one block: an amount and, for usage counted by
+    meter, the meter and the units it paid for."""
+
+    block: CreditBlock
+    amount: Decimal
+    meter: str = ""
+    quantity: Decimal | None = None
+
+
+def draw(
+    wallet: Wallet,
+    draws: Sequence[BlockDraw],
+    *,
+    occurred_at: datetime,
+    period_start: datetime | None = None,
+    period_end: datetime | None = None,
+    invoice: Invoice | None = None,
+) -> list[LedgerEntry]:
+    """The one writer of what usage draws from a wallet: ingestion's batches
+    (wallets.drawdown) and the close's commit draws (wallets.commits), under the
+    wallet's row lock the caller holds. Each draw comes out of its block (refused,
+    Conflict, when the block holds less: the caller's transaction fails whole) and
+    out of the balance, in the order given, with one usage entry each carrying the
+    balance after it (and the period and invoice of a close's draw); the blocks,
+    the entries and the balance are written once for all of them."""
+    entries = []
+    for each in draws:
+        block = each.block
+        if block.remaining < each.amount:
+            raise Conflict(f"credit block {block.pk} has {block.remaining} left, not {each.amount}")
+        block.remaining -= each.amount
+        wallet.balance -= each.amount
+        entries.append(
+            LedgerEntry(
+                wallet=wallet,
+                block=block,
+                kind=LedgerEntry.USAGE,
+                amount=-each.amount,
+                balance_after=wallet.balance,
+                meter=each.meter,
+                quantity=each.quantity,
+                period_start=period_start,
+                period_end=period_end,
+                invoice=invoice,
+                occurred_at=occurred_at,
+            )
+        )
+    if not entries:
+        return entries
+    written = LedgerEntry.objects.bulk_create(entries)
+    CreditBlock.objects.bulk_update({d.block.pk: d.block for d in draws}.values(), ["remaining"])
+    store_balance(wallet)
+    return written
 
 
 def check_minor_digits(name: str, amount: Decimal, currency: str) -> None:

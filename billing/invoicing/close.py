@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 
 from billing.coupon_rule import running_discount_none
+from billing.invoicing.commit_true_ups import commit_true_ups_write
 from billing.invoicing.discounts import closing_lines, discounts_end, period_discount_lines
 from billing.invoicing.period_lines import (
     bill_usage,
@@ -181,13 +182,15 @@ def _close_locked(subscription: Subscription) -> Subscription:
     if so_far.commit is not None:
         # The period's commit: its access that ends with the period rolls over or
         # expires; a term that ends with it is ended (a postpaid one trued up).
-        commit_period_end(subscription=subscription, end=end, now=end)
+        ended = commit_period_end(subscription=subscription, end=end, now=end)
+        commit_true_ups_write(ended, subscription, now=end)
     if subscription.cancel_at_period_end:
         subscription.status = Subscription.ENDED
         subscription.ended_at = end
         discounts_end(subscription=subscription, at=end)
         # Its commit ends with it: the access left expires (a postpaid one is trued up).
-        commits_end_early(subscription=subscription, at=end)
+        ended = commits_end_early(subscription=subscription, at=end)
+        commit_true_ups_write(ended, subscription, now=end)
     else:
         if subscription.status == Subscription.TRIALING:
             subscription.status = Subscription.ACTIVE

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 
 from billing.invoicing.close import change_invoice_finalize_on_commit, subscription_start_invoice
+from billing.invoicing.commit_true_ups import commit_true_ups_write
 from billing.invoicing.discounts import discounts_end
 from billing.invoicing.period_lines import (
     UsageSoFar,
@@ -425,7 +426,8 @@ def subscription_cancel(
         subscription.canceled_at = subscription.ended_at = at
         subscription.save(update_fields=["status", "canceled_at", "ended_at"])
         discounts_end(subscription=subscription, at=at)  # nothing left to discount
-        commits_end_early(subscription=subscription, at=at, leftover=commit_leftover)
+        ended = commits_end_early(subscription=subscription, at=at, leftover=commit_leftover)
+        commit_true_ups_write(ended, subscription, now=at)
         change.effective_at = at
         change.save()
         entitlements_announce(
