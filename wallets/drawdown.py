@@ -57,7 +57,8 @@ class _Drawing:
     blocks: list[CreditBlock]
     auto: AutoTopUp | None
     balance: Decimal
-    left: dict[int, Decimal] = field(default_factory=dict)
+    # Block id -> what it has left once the planned draws are taken.
+    left: dict[int, Decimal] = field(init=False)
     # (block, meter) -> [amount, units] planned since the last draw was written.
     pending: dict[tuple[int, str], list[Decimal]] = field(default_factory=dict)
     # (meter, at) -> [units, shortfall]

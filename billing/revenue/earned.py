@@ -497,35 +497,25 @@ def _line_pieces(
     usage = kind in USAGE_KINDS and meter in adding
     groups = [(combination, quantity) for combination, quantity in groups if quantity]
     if len(groups) < 2:
-        values = groups[0][0] if groups else ()
-        return [
-            Piece(
-                customer_id,
-                plan,
-                meter,
-                values,
-                amount,
-                start,
-                end,
-                usage,
-                accrued,
-                count,
-                booked_at,
-                in_advance,
-            )
+        shares = [(groups[0][0] if groups else (), amount)]
+    else:
+        amounts = split_money(
+            amount,
+            [quantity for _c, quantity in groups],
+            currency,
+            ties=[combination_order(c) for c, _q in groups],
+        )
+        shares = [
+            (combination, part)
+            for (combination, _q), part in zip(groups, amounts, strict=True)
+            if part
         ]
-    amounts = split_money(
-        amount,
-        [quantity for _c, quantity in groups],
-        currency,
-        ties=[combination_order(c) for c, _q in groups],
-    )
     return [
         Piece(
             customer_id,
             plan,
             meter,
-            combination,
+            values,
             part,
             start,
             end,
@@ -535,8 +525,7 @@ def _line_pieces(
             booked_at,
             in_advance,
         )
-        for (combination, _q), part in zip(groups, amounts, strict=True)
-        if part
+        for values, part in shares
     ]
 
 
