@@ -55,6 +55,18 @@ echo "image $image built in ${build_seconds}s; size $((size / 1000000)) MB"
 
 work=$(mktemp -d /tmp/compose-check.XXXXXX)
 compose() { "$tools/bin/podman-compose" -f "$work/compose.yaml" -p "$project" "$@"; }
+# A command's output without podman's systemd noise (`time=` lines), read from a file
+# once the command has exited: a process it leaves running (conmon, a healthcheck
+# timer) may hold on to what it inherited, and a pipe's reader would wait for that
+# process forever (a CI run once hung after the upgrade's last line).
+quiet() {
+    local out status=0
+    out=$(mktemp "$work/out.XXXXXX")
+    "$@" >"$out" 2>&1 </dev/null || status=$?
+    grep -v '^time=' "$out" || true
+    rm -f "$out"
+    return "$status"
+}
 cleanup() {
     status=$?
     if ((status != 0)); then
@@ -99,7 +111,7 @@ secret() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
     echo "LOG_FORMAT=json"
 } >"$work/.env"
 up_started=$SECONDS
-compose up -d 2>&1 | grep -v '^time=' | tail -n 3
+quiet compose up -d | tail -n 3
 
 ready() {
     local limit=$1 code=000
@@ -192,7 +204,7 @@ drill_log=$work/drill.log
 ) &
 load=$!
 sleep 10
-compose stop redis 2>&1 | grep -v '^time=' | tail -n 1
+quiet compose stop redis | tail -n 1
 echo "Redis stopped"
 # A close during the outage: its invoice's finalization and PDF are tasks the broker
 # cannot take now; they must be done once it is back.
@@ -200,7 +212,7 @@ api POST /customers '{"external_id": "outage", "name": "Outage GmbH", "currency"
 api POST /subscriptions "{\"customer\": \"outage\", \"plan\": \"ai_assistant\", \"start\": \"$last_month\"}" >/dev/null
 compose exec -T web python manage.py close_periods 2>/dev/null | tail -n 1
 sleep 8
-compose start redis 2>&1 | grep -v '^time=' | tail -n 1
+quiet compose start redis | tail -n 1
 echo "Redis started"
 wait "$load"
 acknowledged=$(awk '$1 == "events" && $2 == 202 {n += $3} END {print n + 0}' "$drill_log")
@@ -296,8 +308,9 @@ prober=$!
 started() { for service in "$@"; do podman inspect -f '{{.State.StartedAt}}' "${project}_${service}_1"; done | tr '\n' ' '; }
 kept_running=$(started db redis)
 upgrade_started=$SECONDS
-COMPOSE="$compose_tool" bash scripts/compose_upgrade.sh -f "$work/compose.yaml" -p "$project" 2>&1 |
-    grep -v '^time=' || fail "scripts/compose_upgrade.sh failed"
+COMPOSE="$compose_tool" quiet timeout 1200 \
+    bash scripts/compose_upgrade.sh -f "$work/compose.yaml" -p "$project" ||
+    fail "scripts/compose_upgrade.sh failed (or took over 20 minutes)"
 ready 900 || fail "the upgraded stack never became ready"
 upgrade_seconds=$((SECONDS - upgrade_started))
 cp "$availability" "$work/availability.done"
@@ -328,8 +341,8 @@ compose exec -T db pg_dump -U billing -Fc billing >"$work/billing.dump"
 compose exec -T web tar -C /var/lib/billing/media -cf - . >"$work/documents.tar"
 echo "backup: dump $(wc -c <"$work/billing.dump") bytes, documents $(tar -tf "$work/documents.tar" | grep -c '[.]pdf$') PDFs and $(tar -tf "$work/documents.tar" | grep -c 'outbound-record') record"
 before=$(fingerprint)
-compose down -v 2>&1 | grep -v '^time=' | tail -n 1
-compose up -d db redis 2>&1 | grep -v '^time=' | tail -n 1
+quiet compose down -v | tail -n 1
+quiet compose up -d db redis | tail -n 1
 # The docs' `until ... pg_isready -h 127.0.0.1 ...; do sleep 1; done`, given up after 120 s.
 # Over TCP: the image's first start answers on its socket alone while it creates the
 # database, then restarts.
@@ -348,12 +361,12 @@ stored=$(compose exec -T db psql -U billing -d billing -Atc \
 [[ -n $stored ]] || fail "the invoice has no stored PDF to drop"
 compose run --rm --no-deps --entrypoint rm web "$media/$stored"
 echo "dropped from the documents: $stored"
-restored=$(compose run --rm --no-deps web manage after_restore 2>&1 | grep -v '^time=')
+restored=$(quiet compose run --rm --no-deps web manage after_restore)
 echo "$restored" | tail -n 8
 grep -q "1 missing and rendered again byte-identical" <<<"$restored" ||
     fail "after_restore did not render the dropped PDF again, identical"
 grep -q "sending: PAUSED since" <<<"$restored" || fail "after_restore did not pause sending"
-compose up -d 2>&1 | grep -v '^time=' | tail -n 1
+quiet compose up -d | tail -n 1
 ready 900 || fail "the restored stack never became ready"
 curl -s "$base/readyz" | grep -q '"outbound": "paused"' || fail "/readyz does not say sending is paused"
 after=$(fingerprint)
@@ -362,17 +375,17 @@ code=$(curl -s -o "$work/restored.pdf" -w '%{http_code}' -H "Authorization: Bear
 [[ $code == 200 && $(sha256sum "$work/restored.pdf" | cut -d' ' -f1) == "$pdf_sum" ]] ||
     fail "the invoice's PDF differs after the restore ($code)"
 echo "restored: the same rows, numbers and totals; the invoice's PDF the same bytes"
-status=$(compose exec -T web python manage.py after_restore --status 2>&1 | grep -v '^time=')
+status=$(quiet compose exec -T web python manage.py after_restore --status)
 echo "$status" | head -n 2
 grep -q "sending: PAUSED since" <<<"$status" || fail "after_restore --status does not say sending is paused"
-resumed=$(compose exec -T web python manage.py after_restore --resume 2>&1 | grep -v '^time=')
+resumed=$(quiet compose exec -T web python manage.py after_restore --resume)
 echo "$resumed" | tail -n 1
 grep -q "sending: RESUMED at" <<<"$resumed" || fail "after_restore --resume did not resume sending"
 curl -s "$base/readyz" | grep -q '"outbound": "ok"' || fail "/readyz still says sending is paused"
 echo "sending resumed after the periods billed again were listed"
 
 say "Down with its volumes, as docs/running.md has it: nothing of the project left"
-compose down -v 2>&1 | grep -v '^time=' | tail -n 1
+quiet compose down -v | tail -n 1
 left=$(podman volume ls --format '{{.Name}}' | grep -c "^${project}_" || true)
 ((left == 0)) || fail "down -v left $left volume(s) of the project: $(podman volume ls --format '{{.Name}}' | grep "^${project}_" | tr '\n' ' ')"
 echo "no volume of the project left (the documents volume made by the restore included)"
