@@ -409,12 +409,14 @@ INVOICE_PAID = "invoice.paid"
 PURCHASE_PAID = "purchase.paid"
 ENTITLEMENTS_CHANGED = "subscription.entitlements_changed"
 STANDING_CHANGED = "customer.standing_changed"
+HOLD_EXPIRED = "hold.expired"
 # Every event a webhook endpoint can subscribe to, in one list.
 WEBHOOK_EVENT_TYPES = [Alert.event_type_of(kind) for kind, _ in Alert.KINDS] + [
     INVOICE_PAID,
     PURCHASE_PAID,
     ENTITLEMENTS_CHANGED,
     STANDING_CHANGED,
+    HOLD_EXPIRED,
 ]
 
 
@@ -455,6 +457,7 @@ from billing.breakdown_models import (  # noqa: E402, F401
 )
 from billing.channel_models import ChannelMessage  # noqa: E402, F401
 from billing.discount_models import Discount  # noqa: E402, F401
+from billing.hold_models import Hold  # noqa: E402, F401
 from billing.integration_models import (  # noqa: E402, F401
     IntegrationSource,
     RefusedRecord,

@@ -12,7 +12,7 @@ from billing.notifications import alerts, channels, webhooks
 from billing.revenue import accruals, recognition
 from billing.subscriptions import bulk_migration
 from billing.usage import alerts as usage_alerts
-from billing.usage import detaching, folding, partitions, rebuild
+from billing.usage import detaching, folding, holds, partitions, rebuild
 from common.periods import parse_instant
 from common.task_sending import time_limits
 from customers.models import CustomerLimitChange
@@ -60,6 +60,14 @@ def recognize_revenue() -> int:
     that have ended, idempotent (billing.revenue.recognition). The documents
     written."""
     return recognition.revenue_recognize_closed(now=datetime.now(UTC))
+
+
+@shared_task(acks_late=True, **time_limits("beat"))
+def expire_holds() -> int:
+    """Every minute: open holds past their expiry marked expired and announced
+    (webhook hold.expired; billing.usage.holds). A hold past its expiry counts for
+    nothing before the sweep too. The holds expired."""
+    return holds.holds_expire(now=datetime.now(UTC))
 
 
 @shared_task(acks_late=True, **time_limits("beat"))

@@ -8,6 +8,7 @@ from billing.api import (
     customer_limits,
     entitlements,
     events,
+    holds,
     integrations,
     journal,
     margins,
@@ -82,6 +83,9 @@ api_v1 = [
     path("dunning-policies", dunning_api.DunningPolicyListApi.as_view()),
     path("dunning-policies/<str:code>", dunning_api.DunningPolicyDetailApi.as_view()),
     path("customers/<str:external_id>/limits", customer_limits.CustomerLimitsApi.as_view()),
+    path("customers/<str:external_id>/holds", holds.CustomerHoldsApi.as_view()),
+    path("holds/<str:hold_id>/settle", holds.HoldSettleApi.as_view()),
+    path("holds/<str:hold_id>/release", holds.HoldReleaseApi.as_view()),
     path("customers/<str:external_id>/vat-check", customers_api.CustomerVatCheckApi.as_view()),
     path(
         "customers/<str:external_id>/portal-session",

@@ -20,6 +20,7 @@ from billing.serializers import (
     UsageSerializer,
 )
 from billing.usage import check, reads
+from billing.usage.held import NOTHING_HELD, held_open
 from billing.usage.metering import meter_cache
 from billing.usage.summary import period_usage, usage_body, usage_broken_down
 from common import rawsql
@@ -255,6 +256,8 @@ def check_answer(external_id: str, asked: dict) -> dict:
             now=now,
             balances=live.balances,
             properties=asked.get("properties") or {},
+            # Open holds count as used (billing.usage.holds).
+            held=held_open(customer_id=customer.pk, now=now) if live.holds else NOTHING_HELD,
         )
     if result.spend is not None and result.allowed:
         # A soft limit allows, and tells finance once a period.
@@ -265,6 +268,11 @@ def check_answer(external_id: str, asked: dict) -> dict:
             period_end=result.period_end,
             now=now,
         )
+    return check_body(result, meter_code=asked["meter"])
+
+
+def check_body(result: check.CheckResult, *, meter_code: str) -> dict:
+    """A meter check's answer as the API says it (a hold's refusal too)."""
 
     def text(value):
         return None if value is None else format_decimal(value)
@@ -285,7 +293,7 @@ def check_answer(external_id: str, asked: dict) -> dict:
         "allowed": result.allowed,
         "model": result.model,
         "reason": result.reason,
-        "message": check.check_message(result, meter_code=asked["meter"]),
+        "message": check.check_message(result, meter_code=meter_code),
         "used": text(result.used),
         "included": text(result.included),
         "remaining": remaining,

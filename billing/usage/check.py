@@ -18,6 +18,7 @@ from billing.usage.customer_limits import (
     applicable_caps,
     limit_refused,
 )
+from billing.usage.held import NOTHING_HELD, Held
 from billing.usage.live import (  # noqa: F401 (read through this module by the API)
     AUTO_TOP_UP,
     SCOPED,
@@ -82,6 +83,11 @@ class CheckResult:
     # customer_cap_reached): the limit and what was spent against it before this
     # use; `remaining` is what is left under it (money, or units of a quantity cap).
     customer_limit: LimitSpent | None = None
+    # An allowed meter check: what this use takes out of its wallet (credits, or
+    # money in `currency`), and its price in money where the charge draws money (a
+    # hold reserves them: billing.usage.holds).
+    draws: Decimal = ZERO
+    cost: Decimal | None = None
 
 
 REASON_MESSAGES = {
@@ -195,13 +201,15 @@ def usage_check(
     now: datetime,
     balances: dict | None = None,
     properties: dict | None = None,
+    held: Held = NOTHING_HELD,
 ) -> CheckResult:
     """Answer from the current period's counters and the wallets' balances, for
     every consumption model, then against the customer's spend limit (the
     period's rated spend plus what this use would add). `subscription` is the
     customer's live one (live_read), `balances` the wallets' usable balances at
     `now` if already read (live_read; the others are read); `properties` the
-    event's, which pick the row of a rate card (its default row without them).
+    event's, which pick the row of a rate card (its default row without them);
+    `held` what the customer's open holds reserve, counted as used (billing.usage.held).
     Reads only."""
     if subscription is None:
         return CheckResult(False, None, "no_subscription")
@@ -251,6 +259,7 @@ def usage_check(
     if grouped:
         found = usage_combinations(customer_id=customer.pk, meters=grouped, start=start, end=end)
         combinations = {m.code: found[m.id] for m in grouped}
+    card = charge
     charge, used = priced_row(
         charge,
         meter,
@@ -260,6 +269,10 @@ def usage_check(
         span=(start, end),
         combinations=combinations.get(meter.code),
     )
+    if held:
+        # A row in tiers counts the holds of its own values; any other the meter's.
+        row_values = event_group_values(meter, properties) if card is not charge else None
+        used += held.quantity(meter_code, row_values if _tiered(charge) else None)
     with localcontext(prec=EXACT_PRECISION):
         result, uncovered_units = charge_standing(
             subscription=subscription,
@@ -270,6 +283,7 @@ def usage_check(
             now=now,
             period=(start, end),
             balances={} if balances is None else dict(balances),
+            held=held,
         )
         if not result.allowed:
             return result
@@ -287,6 +301,10 @@ def usage_check(
                 quantities=by_code,
                 combinations={c: of_meter for c, of_meter in combinations.items() if c in rated},
             )
+            for use in held.uses:
+                before = spend_adding(
+                    before, meter=use.meter, quantity=use.quantity, properties=use.properties
+                )
             after = spend_adding(
                 before,
                 meter=meter_code,
@@ -313,6 +331,10 @@ def usage_check(
                 )
         if not (limits.stops or caps):
             return result
+        if held:
+            # A cap counts the held quantities as used (the spend counts them above).
+            by_code = held.quantities(by_code)
+            combinations = held.combinations(combinations)
         refused = limit_refused(
             limits=limits,
             caps=caps,
@@ -399,13 +421,15 @@ def charge_standing(
     now: datetime,
     period: tuple[datetime, datetime],
     balances: dict | None = None,
+    held: Held = NOTHING_HELD,
 ) -> tuple[CheckResult, Decimal]:
     """Whether `quantity` more of the charge's meter, `used` so far this period,
     fits its consumption model (the spend limit aside), with what is included,
     remaining and the wallet's balance; and the units of it a wallet that bills
     when exhausted cannot pay for. `check` asks with the quantity asked for, the
     entitlements read with zero (and `balances`, the wallets' balances read once
-    for all its charges). Reads only."""
+    for all its charges; `held` what open holds take out of the wallets, not
+    usable). Reads only."""
     customer = subscription.customer
     base = {
         "model": charge.model,
@@ -428,12 +452,15 @@ def charge_standing(
     meter = charge.meter if balances is None or balances.get(SCOPED, True) else None
 
     def balance_of(kind: str, currency: str = "") -> Decimal:
-        return read(
+        found = read(
             (kind, currency) if meter is None else (kind, currency, meter),
             lambda: wallet_selectors.wallet_usable_balance(
                 customer_id=customer.pk, kind=kind, currency=currency, now=now, meter=meter
             ),
         )
+        # Open holds keep what they hold (of blocks for some meters only too: a
+        # hold never lets more through than the wallets could pay).
+        return found - held.wallet(kind, currency) if held else found
 
     def auto_top_up_credits() -> Decimal:
         return read(
@@ -477,6 +504,7 @@ def charge_standing(
             remaining=remaining,
             balance=balance,
             billed_when_exhausted=short,
+            draws=max(ZERO, min(needed, covered)),
             **base,
         )
     else:
@@ -489,7 +517,15 @@ def charge_standing(
         short = balance < cost
         if short and not charge.bills_uncovered:
             return CheckResult(False, reason="insufficient_balance", **money, **base), ZERO
-        result = CheckResult(True, reason="ok", billed_when_exhausted=short, **money, **base)
+        result = CheckResult(
+            True,
+            reason="ok",
+            billed_when_exhausted=short,
+            draws=max(ZERO, min(cost, balance)),
+            cost=cost,
+            **money,
+            **base,
+        )
     return result, uncovered_units
 
 

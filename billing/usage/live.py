@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cache
 
-from billing.models import Subscription
+from billing.models import Hold, Subscription
 from common import rawsql
 from customers.models import Customer
 from plans.models import Plan, PlanVersion
@@ -83,12 +83,16 @@ _LIVE_FROM = (
 # charge may pay from, the customer's credits and its money in the version's currency
 # (NULL without a subscription), the credits an auto top-up would add, and whether any
 # of it is for some meters only, as charge_standing takes them: (kind, currency) ->
-# balance, AUTO_TOP_UP -> credits, SCOPED -> whether balances depend on the meter.
+# balance, AUTO_TOP_UP -> credits, SCOPED -> whether balances depend on the meter; and
+# whether the customer has an open hold.
 _BALANCE_COLUMNS = (
     "(" + wallet_selectors.usable_balance_sql(customer="c.id") + ")",
     "(" + wallet_selectors.usable_balance_sql(customer="c.id", currency="v.currency") + ")",
     "(" + wallet_selectors.auto_top_up_credits_sql(customer="c.id") + ")",
     "(" + wallet_selectors.scoped_sql(customer="c.id") + ")",
+    # Whether an open hold reserves anything (billing.usage.held reads what).
+    "EXISTS (SELECT 1 FROM billing_hold h WHERE h.customer_id = c.id"
+    " AND h.status = %s AND h.expires_at > %s)",
 )
 AUTO_TOP_UP = ("credits", "auto top-up")
 SCOPED = "scoped"
@@ -118,6 +122,8 @@ class Live:
     balances: dict = field(default_factory=dict)
     # Whether a feature of the code asked exists (None: not asked).
     feature_exists: bool | None = None
+    # Whether an open hold reserves anything at the moment asked.
+    holds: bool = False
 
 
 def live_read(*, external_id: str, now: datetime | None = None, feature: str | None = None) -> Live:
@@ -132,8 +138,9 @@ def live_read(*, external_id: str, now: datetime | None = None, feature: str | N
     params: list = []
     if now is not None:
         extra_fields += (wallet_selectors.USABLE_BALANCE_FIELD,) * 2
-        extra_fields += (wallet_selectors.AUTO_TOP_UP_CREDITS_FIELD, None)
+        extra_fields += (wallet_selectors.AUTO_TOP_UP_CREDITS_FIELD, None, None)
         params += [Wallet.CREDITS, "", now, now, Wallet.MONEY, now, now, Wallet.CREDITS]
+        params += [Hold.OPEN, now]
     if feature is not None:
         extra_fields += (None,)
         params.append(feature)
@@ -148,8 +155,8 @@ def live_read(*, external_id: str, now: datetime | None = None, feature: str | N
     customer, subscription, version, plan = (
         [next(values) for _ in fields] for _, fields in _LIVE_PARTS
     )
-    credits, money, auto, scoped = (
-        [next(values) for _ in range(4)] if now is not None else [None] * 4
+    credits, money, auto, scoped, holds = (
+        [next(values) for _ in range(5)] if now is not None else [None] * 5
     )
     exists = None if feature is None else bool(next(values))
     customer = rawsql.instance(_LIVE_PARTS[0][1], customer)
@@ -167,7 +174,7 @@ def live_read(*, external_id: str, now: datetime | None = None, feature: str | N
             AUTO_TOP_UP: ZERO if auto is None else auto,
             SCOPED: bool(scoped),
         }
-    return Live(customer, subscription, balances, exists)
+    return Live(customer, subscription, balances, exists, bool(holds))
 
 
 def customer_with_live_subscription(

@@ -30,6 +30,9 @@ SCHEDULES = {
         "billing.tasks.detach_event_months",
         60,
     ),
+    # A hold past its expiry counts for nothing already; this marks it expired and
+    # sends its webhook (hold.expired) within the minute.
+    "Expire holds past their expiry": ("billing.tasks.expire_holds", 1),
     # Refused gateway records are kept BILLING_REFUSED_RECORD_DAYS, to be replayed.
     "Delete refused gateway records past their keeping": (
         "billing.tasks.purge_refused_records",
