@@ -186,9 +186,10 @@ class _Reading:
         return _fetched(db, sql, values)
 
 
-# At most this many statements are sent ahead of a first, and this many keys
-# remembered per process (the least recently used forgotten first).
-READ_AHEAD_STATEMENTS = 8
+# At most this many statements are sent ahead of a first (a usage read sends 9, its
+# holds' among them), and this many keys remembered per process (the least recently
+# used forgotten first).
+READ_AHEAD_STATEMENTS = 10
 READ_AHEAD_KEYS = 2_000
 
 

@@ -10,7 +10,7 @@ from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedire
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, pgettext_lazy
+from django.utils.translation import gettext_lazy, ngettext, pgettext, pgettext_lazy
 from django.views.decorators.http import require_GET
 
 from billing.coupon_rule import running_discount
@@ -302,6 +302,35 @@ def _commit(draw, write: CustomerText, currency: str) -> dict | None:
     }
 
 
+def _holds(seen, write: CustomerText) -> list[str]:
+    """The holds as the portal prints them: the runs in progress (their usage held),
+    and by why, the period's runs not charged."""
+    if seen is None:
+        return []
+    why = {
+        "failed": pgettext("run", "failed"),
+        "cancelled": pgettext("run", "cancelled"),
+        "expired": pgettext("run", "expired"),
+    }
+    lines = []
+    if seen.open:
+        count = len(seen.open)
+        lines.append(
+            ngettext(
+                "{count} run in progress: its usage is held",
+                "{count} runs in progress: their usage is held",
+                count,
+            ).format(count=write.quantity(count))
+        )
+    for reason, count in sorted(seen.not_charged.items()):
+        lines.append(
+            ngettext(
+                "{count} run not charged: {why}", "{count} runs not charged: {why}", count
+            ).format(count=write.quantity(count), why=why.get(reason, reason))
+        )
+    return lines
+
+
 STANDING_WORDS = {
     standings.PAST_DUE: gettext_lazy("Your account is past due"),
     standings.RESTRICTED: gettext_lazy(
@@ -474,6 +503,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
             for w in overview.wallets
         ],
         "commit": _commit(statement.commit if statement else None, write, currency),
+        "holds": _holds(usage.holds if usage else None, write),
         "charts": [chart_context(c) for c in overview.charts],
         "invoices": [
             {

@@ -1,9 +1,10 @@
 """The billing admin: subscriptions (with the bulk migration action), plan
 migrations, alerts and webhooks, price simulations, the margins report, sending
-after a restore, and the records usage sources sent that were refused. Importing
-the package registers them all."""
+after a restore, holds, and the records usage sources sent that were refused.
+Importing the package registers them all."""
 
 from billing.admin import (
+    holds,
     integrations,
     journal,
     margins,
@@ -16,6 +17,7 @@ from billing.admin import (
 )
 
 __all__ = [
+    "holds",
     "integrations",
     "journal",
     "margins",

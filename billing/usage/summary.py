@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from billing.usage import reads
 from billing.usage.breakdowns import Group, usage_groups_of
+from billing.usage.held import HoldsSeen, holds_seen
 from billing.usage.metering import meter_cache
 from billing.usage.priced import UsageSummary, usage_summary
 from billing.usage.reads import UsageLine
@@ -48,6 +49,8 @@ class PeriodUsage:
     # What a running discount will take off the invoice closing the period
     # (billing.invoicing.discounts.usage_discounted sets it).
     projected_discount: Decimal = ZERO
+    # The holds open now and those of the period that billed nothing.
+    holds: HoldsSeen | None = None
 
     @property
     def projected_after_discount(self) -> Decimal | None:
@@ -79,7 +82,8 @@ def period_usage(*, customer, subscription, start: datetime, end: datetime, now:
         )
         for line in lines
     ]
-    return PeriodUsage(customer, subscription, start, end, rows, summary)
+    holds = holds_seen(customer_id=customer.pk, start=start, end=end, now=now)
+    return PeriodUsage(customer, subscription, start, end, rows, summary, holds=holds)
 
 
 def usage_broken_down(usage: PeriodUsage, by: str) -> PeriodUsage:
@@ -162,6 +166,25 @@ def usage_body(usage: PeriodUsage) -> dict:
         # period, estimated on projected_total; "0.00" without one.
         "projected_discount": money(usage.projected_discount) if summary else None,
         "commit": commit_body(statement.commit, money) if statement and statement.commit else None,
+        "holds": holds_body(usage.holds, money) if usage.holds else None,
+    }
+
+
+def holds_body(holds: HoldsSeen, money) -> dict:
+    """The holds as /usage shows them: those open (each counted as used) and, by
+    why, how many of the period's billed nothing (failed, cancelled, expired)."""
+    return {
+        "open": [
+            {
+                "id": hold.public_id,
+                "meter": hold.meter,
+                "quantity": format_decimal(hold.quantity),
+                "amount": money(hold.amount),
+                "expires_at": iso(hold.expires_at),
+            }
+            for hold in holds.open
+        ],
+        "not_charged": dict(sorted(holds.not_charged.items())),
     }
 
 

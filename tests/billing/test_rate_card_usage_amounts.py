@@ -198,6 +198,7 @@ EXPECTED: dict = {
     "projected_total": "44.01",
     "projected_discount": "0.00",
     "commit": None,
+    "holds": {"open": [], "not_charged": {}},
 }
 
 
