@@ -138,6 +138,8 @@ FINANCE = [
     *perms("billing.integrationsource", "change", "view"),
     # The records they sent that were refused: read, and replayed once fixed.
     *perms("billing.refusedrecord", "view", "replay"),
+    # Holds (billing.usage.holds): what each run reserved and how it ended.
+    *view("billing.hold"),
     # Sending paused after a restore: read the periods billed again, and resume.
     *view("billing.outboundpause"),
     "billing.resume_outbound",
@@ -164,6 +166,7 @@ OPERATIONS = [
     # The records usage sources sent that were refused: read, and replayed once the
     # customer is created (ingestion is operations' too).
     *perms("billing.refusedrecord", "view", "replay"),
+    *view("billing.hold"),
     # Sending paused after a restore: the periods billed again (Finance resumes).
     *view("billing.outboundpause"),
 ]
@@ -176,6 +179,8 @@ SUPPORT = [
     *WALLETS_VIEW,
     *CATALOG_VIEW,
     *ALERTS_VIEW,
+    # Why a run was not charged: its hold, released or expired.
+    *view("billing.hold"),
     *view("billing.outboundpause"),
 ]
 
