@@ -1,0 +1,121 @@
+"""An open hold counts as used by every later check and hold, under each
+consumption model and limit: a hard cap's included units, a credit wallet's
+balance, the customer's spend limit and the budget it set itself; released, it
+counts for nothing again."""
+
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+import time_machine
+
+from customers.limits import limits_set
+from customers.models import Customer
+from plans.models import Meter
+from plans.services import meter_create
+from tests.factories import (
+    CustomerFactory,
+    credits,
+    hard_cap,
+    overage,
+    published_version,
+    subscribe,
+)
+from wallets.ledger import credits_grant
+
+pytestmark = pytest.mark.django_db
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def runs(db):
+    return meter_create(
+        code="gpu_seconds",
+        name="GPU seconds",
+        event_name="gpu",
+        aggregation=Meter.SUM,
+        value_property="seconds",
+    )
+
+
+def on_plan(charge, **customer) -> Customer:
+    published_version("gpu", charges=(charge,))
+    found = CustomerFactory(external_id="acme", **customer)
+    subscribe(found, "gpu", NOV_1)
+    return found
+
+
+def ask(api, path: str, body: dict) -> dict:
+    with time_machine.travel(NOW, tick=False):
+        return api.post(path, body, format="json").json()
+
+
+def hold(api, quantity: str, key: str) -> dict:
+    body = {"meter": "gpu_seconds", "quantity": quantity, "key": key}
+    return ask(api, "/api/v1/customers/acme/holds", body)
+
+
+def check(api, quantity: str) -> dict:
+    return ask(api, "/api/v1/customers/acme/check", {"meter": "gpu_seconds", "quantity": quantity})
+
+
+def release(api, held: dict) -> None:
+    ask(api, f"/api/v1/holds/{held['id']}/release", {"reason": "cancelled"})
+
+
+def test_a_hard_caps_included_units(api, runs):
+    on_plan(hard_cap("gpu_seconds", 100))
+
+    first = hold(api, "60", "a")
+    assert (first["status"], first["amount"]) == ("open", None)
+    refused = check(api, "50")
+    assert (refused["allowed"], refused["reason"], refused["used"], refused["remaining"]) == (
+        False,
+        "cap_reached",
+        "60",
+        "40",
+    )
+    assert hold(api, "50", "b")["reason"] == "cap_reached"
+    release(api, first)
+    assert check(api, "100")["allowed"] is True
+
+
+def test_a_credit_wallets_balance(api, runs):
+    acme = on_plan(credits("gpu_seconds", 2))
+    credits_grant(customer=acme, credits=D(100), now=NOV_1)
+
+    first = hold(api, "35", "a")  # 70 credits
+    assert first["status"] == "open"
+    refused = hold(api, "20", "b")  # 40 more: 30 left
+    assert (refused["reason"], refused["balance"], refused["remaining"]) == (
+        "insufficient_credits",
+        "30",
+        "15",
+    )
+    assert check(api, "15")["allowed"] is True
+    release(api, first)
+    assert check(api, "50")["allowed"] is True
+
+
+def test_the_spend_limit_and_the_customers_budget(api, runs):
+    acme = on_plan(overage("gpu_seconds", 0, "0.10"), spend_limit=D("10.00"))
+    Customer.objects.filter(pk=acme.pk).update(spend_limit_mode="hard")
+
+    first = hold(api, "60", "a")  # 6.00
+    refused = check(api, "50")  # 5.00 more: past 10.00
+    assert (refused["reason"], refused["spend_remaining"]) == ("spend_limit_reached", "4.00")
+    release(api, first)
+    assert check(api, "50")["allowed"] is True
+
+    limits_set(
+        customer=acme,
+        document={"budget": {"amount": "3.00", "action": "stop"}},
+        by="tests",
+        via="api",
+        now=NOW,
+    )
+    assert hold(api, "20", "c")["status"] == "open"  # 2.00
+    assert check(api, "15")["reason"] == "customer_budget_reached"  # 1.50 more
+    assert check(api, "10")["allowed"] is True
