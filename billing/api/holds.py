@@ -111,7 +111,8 @@ class CustomerHoldsApi(APIView):
         responses={201: _HOLD, 200: _HOLD},
         description="201: the hold, open. 200: the same key's earlier hold, or the "
         'check\'s refusal (`{"allowed": false, "reason", "message", "remaining", ...}`, '
-        "as `check` answers), nothing written.",
+        "as `check` answers), nothing written. 409: the key was used for a hold of "
+        "another meter, quantity or properties.",
     )
     def post(self, request, external_id: str):
         customer_get(external_id=external_id)  # an unknown customer: 404, whatever the body

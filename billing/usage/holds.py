@@ -90,8 +90,8 @@ def hold_open(
 ) -> Opened:
     """Reserve `quantity` of `meter` for the customer until `expires_in_seconds`
     from now, if a check counting its open holds allows it. The same `key` gives
-    the hold it gave before (whatever is asked now). Raises CustomerNotFound and
-    InvalidRequest."""
+    the hold it gave before; asked with another meter, quantity or properties, a
+    Conflict (nothing held). Raises CustomerNotFound and InvalidRequest."""
     if quantity <= 0:
         raise InvalidRequest("quantity must be positive", fields={"quantity": ["must be > 0"]})
     if not 1 <= expires_in_seconds <= MAX_EXPIRY_SECONDS:
@@ -109,6 +109,13 @@ def hold_open(
         customer_lock(customer_id)
         earlier = Hold.objects.filter(customer_id=customer_id, key=key).first()
         if earlier is not None:
+            asked = (definition.code, quantity, properties)
+            if (earlier.meter, earlier.quantity, earlier.properties) != asked:
+                raise Conflict(
+                    f"key {key!r} was used for another hold ({earlier.public_id}: "
+                    f"{format_decimal(earlier.quantity)} of {earlier.meter}); a new hold "
+                    "needs a new key"
+                )
             return Opened(earlier)
         # Read under the lock: the balances as the holds before this one left them.
         live = live_read(external_id=external_id, now=now)

@@ -122,3 +122,32 @@ def test_opening_a_hold_needs_events_write_and_reading_them_read(acme):
     assert wrong.status_code == 400
     assert Hold.objects.get().expires_at == NOW + timedelta(seconds=600)
     assert Hold.objects.get().quantity == D(1000)
+
+
+def test_a_key_used_again_for_another_hold_is_a_409_and_holds_nothing_more(api, acme):
+    first = post(api, "/api/v1/customers/acme/holds", GOOD)
+    same = post(api, "/api/v1/customers/acme/holds", GOOD)
+    other_quantity = post(api, "/api/v1/customers/acme/holds", GOOD | {"quantity": "2000"})
+    other_properties = post(
+        api, "/api/v1/customers/acme/holds", GOOD | {"properties": {"model": "o3"}}
+    )
+
+    assert (first.status_code, same.status_code) == (201, 200)
+    assert same.json()["id"] == first.json()["id"]
+    assert (other_quantity.status_code, other_properties.status_code) == (409, 409)
+    assert other_quantity.json()["error"]["message"] == (
+        f"key 'run-1' was used for another hold ({first.json()['id']}: 1000 of llm_tokens); "
+        "a new hold needs a new key"
+    )
+    assert Hold.objects.count() == 1
+
+
+def test_a_quantity_of_1e400_as_a_json_number_is_a_400(api, acme):
+    with time_machine.travel(NOW, tick=False):
+        response = api.post(
+            "/api/v1/customers/acme/holds",
+            b'{"meter": "llm_tokens", "quantity": 1e400, "key": "k"}',
+            content_type="application/json",
+        )
+    assert response.status_code == 400, response.content
+    assert Hold.objects.count() == 0
