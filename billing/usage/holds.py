@@ -27,9 +27,11 @@ from billing.hold_models import Hold
 from billing.models import HOLD_EXPIRED
 from billing.notifications.webhooks import webhook_event_publish
 from billing.usage.check import CheckResult, live_read, usage_check
+from billing.usage.folding import fold_clock
 from billing.usage.held import held_open
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import EventRejected, contributions, meter_cache
+from billing.usage.rollups import rollup_lock
 from common.errors import Conflict, CustomerNotFound, InvalidRequest, NotFound
 from common.money import format_decimal, format_money
 from common.periods import iso
@@ -41,6 +43,8 @@ from plans.models import Meter
 MAX_EXPIRY_SECONDS = 86_400
 DEFAULT_EXPIRY_SECONDS = 600
 SWEEP_BATCH = 500
+# What an amount column stores (28 digits, 10 after the point).
+MAX_AMOUNT = Decimal(10) ** 18
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,11 @@ def hold_open(
         )
         if not result.allowed:
             return Opened(None, result)
+        if result.cost is not None and abs(result.cost) >= MAX_AMOUNT:
+            raise InvalidRequest(
+                "the hold's amount is more than an amount can be (18 digits before the point)",
+                fields={"quantity": ["too large for its price"]},
+            )
         hold = Hold.objects.create(
             customer_id=customer_id,
             key=key,
@@ -204,7 +213,9 @@ def hold_settle(
                 meter.value_property: format_decimal(quantity),
             },
         }
-        result = events_ingest(events=[event], now=now)
+        # Folded once the settle has committed, not while it holds its locks.
+        result = events_ingest(events=[event], now=now, fold=False)
+        transaction.on_commit(fold_clock.fold_if_due)
         if result.rejected:
             raise InvalidRequest(result.rejected[0].message)
 
@@ -228,6 +239,9 @@ def _close(public_id: str, now: datetime, changes: dict, *, first=None) -> Hold:
     bill), all in one transaction under its customer's lock. A hold past its expiry
     is expired instead (committed), then answered as a conflict."""
     with transaction.atomic():
+        if first is not None:
+            # Ingestion's lock before the customer's, the order re-rating takes them in.
+            rollup_lock(shared=True)
         hold = _hold_locked(public_id)
         is_open = _open_or_expired(hold, now)
         if is_open:

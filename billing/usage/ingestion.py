@@ -293,7 +293,11 @@ def events_prepare(
 
 
 def events_ingest(
-    *, events: list, now: datetime | None = None, may_hold_unstorable: bool = True
+    *,
+    events: list,
+    now: datetime | None = None,
+    may_hold_unstorable: bool = True,
+    fold: bool = True,
 ) -> IngestResult:
     """Store a batch of usage events and their rollups (on PostgreSQL the events
     with their contributions, then a fold when one is due: billing.usage.folding),
@@ -305,6 +309,8 @@ def events_ingest(
     decides). Returns only after the transaction has committed.
     `may_hold_unstorable=False` is the caller's word that the JSON it parsed
     cannot hold a NUL or a lone surrogate (common.storable.may_hold_unstorable_text).
+    `fold=False`: no fold after the batch, for a caller whose transaction goes on
+    (a fold takes the rollup lock alone: it waits for that transaction's commit).
     """
     if len(events) > MAX_EVENTS_PER_BATCH:
         raise ValueError(f"at most {MAX_EVENTS_PER_BATCH} events a batch")
@@ -348,7 +354,8 @@ def events_ingest(
         indexes = {e.index for e in stored}
         result.other = [o for o in other if o.index in indexes]
     result.duplicates += len(prepared) - len(stored)
-    fold_clock.fold_if_due()
+    if fold:
+        fold_clock.fold_if_due()
     return _counted(result)
 
 

@@ -12,8 +12,10 @@ import time_machine
 
 from billing.hold_models import Hold
 from billing.models import UsageEvent
+from common.vocabulary import ConsumptionModel
 from plans.models import Meter
 from plans.services import meter_create
+from plans.validation import ChargeSpec
 from tests.factories import (
     CustomerFactory,
     api_client,
@@ -22,6 +24,7 @@ from tests.factories import (
     published_version,
     subscribe,
 )
+from tests.rate_cards import per_unit
 
 pytestmark = pytest.mark.django_db
 
@@ -150,4 +153,22 @@ def test_a_quantity_of_1e400_as_a_json_number_is_a_400(api, acme):
             content_type="application/json",
         )
     assert response.status_code == 400, response.content
+    assert Hold.objects.count() == 0
+
+
+def test_a_hold_whose_amount_no_column_can_store_is_a_400(api, db):
+    meter_create(
+        code="gpu_seconds", name="GPU", event_name="gpu", aggregation=Meter.SUM, value_property="s"
+    )
+    charge = ChargeSpec(
+        "gpu_seconds", ConsumptionModel.BALANCE, pricing=per_unit("1000"), when_exhausted="bill"
+    )
+    published_version("gpu", charges=(charge,))
+    subscribe(CustomerFactory(external_id="big"), "gpu", NOV_1)
+
+    body = {"meter": "gpu_seconds", "quantity": "100000000000000000", "key": "k"}
+    response = post(api, "/api/v1/customers/big/holds", body)
+
+    assert response.status_code == 400, response.content
+    assert "quantity" in response.json()["error"]["fields"]
     assert Hold.objects.count() == 0
