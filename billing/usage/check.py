@@ -269,10 +269,12 @@ def usage_check(
         span=(start, end),
         combinations=combinations.get(meter.code),
     )
-    if held:
-        # A row in tiers counts the holds of its own values; any other the meter's.
-        row_values = event_group_values(meter, properties) if card is not charge else None
-        used += held.quantity(meter_code, row_values if _tiered(charge) else None)
+    if held and card is not charge and _tiered(charge):
+        # A row in tiers counts the holds it prices (whatever their values), as its usage.
+        row = row_for(card.rates, event_group_values(meter, properties))
+        used += held.quantity(meter_code, card.rates, row)
+    elif held:
+        used += held.quantity(meter_code)
     with localcontext(prec=EXACT_PRECISION):
         result, uncovered_units = charge_standing(
             subscription=subscription,

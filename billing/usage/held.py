@@ -11,6 +11,7 @@ from decimal import Decimal
 from billing.hold_models import Hold
 from billing.usage.metering import event_group_values, meter_cache
 from common import rawsql
+from plans.rate_card_pricing import row_for
 
 ZERO = Decimal(0)
 
@@ -35,16 +36,17 @@ class Held:
     def __bool__(self) -> bool:
         return bool(self.uses)
 
-    def quantity(self, meter: str, values: dict | None = None) -> Decimal:
-        """The quantity held of `meter`; with `values` (a rate-card row's group
-        values), of the holds whose properties have those values only."""
+    def quantity(self, meter: str, rates: tuple | None = None, row=None) -> Decimal:
+        """The quantity held of `meter`; with a rate card's `rates` and one of its
+        rows, of the holds that row prices only (as its tiers count its usage)."""
         total = ZERO
         for use in self.uses:
             if use.meter != meter:
                 continue
-            if values is not None:
+            if rates is not None:
                 found = meter_cache.by_code_frozen(meter)
-                if found is None or event_group_values(found, use.properties) != values:
+                values = event_group_values(found, use.properties) if found else None
+                if values is None or row_for(rates, values) is not row:
                     continue
             total += use.quantity
         return total

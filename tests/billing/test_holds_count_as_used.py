@@ -12,16 +12,21 @@ import time_machine
 from customers.limits import limits_set
 from customers.models import Customer
 from plans.models import Meter
+from plans.pricing import GRADUATED, PER_UNIT, PricingSpec, TierSpec
+from plans.rate_card_pricing import RateSpec
 from plans.services import meter_create
+from plans.validation import ChargeSpec
 from tests.factories import (
     CustomerFactory,
     credits,
     hard_cap,
+    llm_tokens_meter,
     overage,
     published_version,
     subscribe,
 )
 from wallets.ledger import credits_grant
+from wallets.purchases import money_top_up
 
 pytestmark = pytest.mark.django_db
 
@@ -119,3 +124,30 @@ def test_the_spend_limit_and_the_customers_budget(api, runs):
     assert hold(api, "20", "c")["status"] == "open"  # 2.00
     assert check(api, "15")["reason"] == "customer_budget_reached"  # 1.50 more
     assert check(api, "10")["allowed"] is True
+
+
+def test_a_rate_card_row_in_tiers_counts_the_holds_it_prices_whatever_their_values(api, db):
+    llm_tokens_meter()
+    graduated = PricingSpec(
+        GRADUATED, tiers=(TierSpec(D(100), D("1.00")), TierSpec(None, D("0.10")))
+    )
+    rates = (
+        RateSpec(when=(("model", "o3"),), pricing=PricingSpec(PER_UNIT, unit_price=D("2.00"))),
+        RateSpec(when=(), pricing=graduated),
+    )
+    card = ChargeSpec("llm_tokens", "balance", price_by=("model",), rates=rates)
+    published_version("tokens", charges=(card,))
+    acme = CustomerFactory(external_id="acme")
+    subscribe(acme, "tokens", NOV_1)
+    money_top_up(customer=acme, amount=D("200.00"), currency="USD", now=NOV_1)
+
+    def hold_of(model: str, quantity: str, key: str) -> dict:
+        body = {"meter": "llm_tokens", "quantity": quantity, "key": key}
+        return ask(api, "/api/v1/customers/acme/holds", body | {"properties": {"model": model}})
+
+    # Both priced by the default row: the second's 40 start where the first's 80 end
+    # (20 at 1.00, 20 at 0.10), whatever model each names.
+    assert hold_of("llama", "80", "a")["amount"] == "80.00"
+    assert hold_of("mistral", "40", "b")["amount"] == "22.00"
+    # o3's own row counts neither.
+    assert hold_of("o3", "10", "c")["amount"] == "20.00"
