@@ -8,9 +8,8 @@ import secrets
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from common.money import AMOUNT as MONEY
 from customers.models import Customer
-
-MONEY = {"max_digits": 28, "decimal_places": 10}
 
 
 def hold_public_id() -> str:

@@ -12,8 +12,7 @@ from billing.api.usage import check_body
 from billing.hold_models import Hold
 from billing.usage import holds
 from common.errors import InvalidRequest, NotFound
-from common.periods import parse_instant
-from common.rest_api import DecimalString, StrictCharField, validated
+from common.rest_api import AwareDateTimeField, DecimalString, StrictCharField, validated
 from customers.models import ApiKey
 from customers.selectors import customer_get
 from wallets.serializers import MAX_CHECK_PROPERTIES
@@ -51,7 +50,7 @@ class HoldOpenSerializer(serializers.Serializer):
 
 class HoldSettleSerializer(serializers.Serializer):
     quantity = DecimalString(help_text="What was really used; 0 bills nothing.")
-    timestamp = StrictCharField(required=False, help_text="ISO 8601; now when left out.")
+    timestamp = AwareDateTimeField(required=False, help_text="Now when left out.")
     properties = serializers.DictField(
         child=StrictCharField(max_length=512),
         required=False,
@@ -163,19 +162,10 @@ class HoldSettleApi(APIView):
     def post(self, request, hold_id: str):
         _known(hold_id)
         asked = validated(HoldSettleSerializer, request.data)
-        timestamp = None
-        if "timestamp" in asked:
-            try:
-                timestamp = parse_instant(asked["timestamp"])
-            except ValueError as exc:
-                raise InvalidRequest(
-                    "timestamp must be ISO 8601 with an offset",
-                    fields={"timestamp": ["e.g. 2026-11-01T00:00:00Z"]},
-                ) from exc
         hold = holds.hold_settle(
             public_id=hold_id,
             quantity=asked["quantity"],
-            timestamp=timestamp,
+            timestamp=asked.get("timestamp"),
             properties=asked["properties"],
             now=datetime.now(UTC),
         )

@@ -125,12 +125,9 @@ def holds_seen(*, customer_id: int, start: datetime, end: datetime, now: datetim
     return HoldsSeen(open_now, counts)
 
 
-def held_open(*, customer_id: int, now: datetime, excluding: int | None = None) -> Held:
-    """What the customer's holds open at `now` reserve (`excluding` one hold, by
-    id: the one being settled)."""
+def held_open(*, customer_id: int, now: datetime) -> Held:
+    """What the customer's holds open at `now` reserve."""
     rows = Hold.objects.filter(customer_id=customer_id, status=Hold.OPEN, expires_at__gt=now)
-    if excluding is not None:
-        rows = rows.exclude(pk=excluding)
     uses = []
     credits = ZERO
     money: dict[str, Decimal] = {}

@@ -33,7 +33,7 @@ from billing.usage.ingestion import events_ingest
 from billing.usage.metering import EventRejected, contributions, meter_cache
 from billing.usage.rollups import rollup_lock
 from common.errors import Conflict, CustomerNotFound, InvalidRequest, NotFound
-from common.money import format_decimal, format_money
+from common.money import MAX_INTEGER_DIGITS, format_decimal, format_money
 from common.periods import iso
 from customers.locks import customer_lock
 from customers.models import Customer
@@ -43,8 +43,6 @@ from plans.models import Meter
 MAX_EXPIRY_SECONDS = 86_400
 DEFAULT_EXPIRY_SECONDS = 600
 SWEEP_BATCH = 500
-# What an amount column stores (28 digits, 10 after the point).
-MAX_AMOUNT = Decimal(10) ** 18
 
 
 @dataclass(frozen=True)
@@ -135,7 +133,7 @@ def hold_open(
         )
         if not result.allowed:
             return Opened(None, result)
-        if result.cost is not None and abs(result.cost) >= MAX_AMOUNT:
+        if result.cost is not None and abs(result.cost) >= Decimal(10) ** MAX_INTEGER_DIGITS:
             raise InvalidRequest(
                 "the hold's amount is more than an amount can be (18 digits before the point)",
                 fields={"quantity": ["too large for its price"]},
