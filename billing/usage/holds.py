@@ -28,7 +28,7 @@ from billing.models import HOLD_EXPIRED
 from billing.notifications.webhooks import webhook_event_publish
 from billing.usage.check import CheckResult, live_read, usage_check
 from billing.usage.folding import fold_clock
-from billing.usage.held import held_open
+from billing.usage.held import NOTHING_HELD, held_open
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import EventRejected, contributions, meter_cache
 from billing.usage.rollups import rollup_lock
@@ -103,12 +103,12 @@ def hold_open(
         )
     definition = _meter_of(meter, properties)
     with transaction.atomic():
-        found = Customer.objects.filter(external_id=external_id).values_list("pk", flat=True)
-        customer_id = found.first()
+        # One customer's holds one after another: each counts the ones before it
+        # (the lock of customers.locks, taken as its id is read).
+        locked = Customer.objects.select_for_update(no_key=True).filter(external_id=external_id)
+        customer_id = locked.values_list("pk", flat=True).first()
         if customer_id is None:
             raise CustomerNotFound(external_id)
-        # One customer's holds one after another: each counts the ones before it.
-        customer_lock(customer_id)
         earlier = Hold.objects.filter(customer_id=customer_id, key=key).first()
         if earlier is not None:
             asked = (definition.code, quantity, properties)
@@ -129,7 +129,7 @@ def hold_open(
             now=now,
             balances=live.balances,
             properties=properties,
-            held=held_open(customer_id=live.customer.pk, now=now),
+            held=held_open(customer_id=customer_id, now=now) if live.holds else NOTHING_HELD,
         )
         if not result.allowed:
             return Opened(None, result)
@@ -139,7 +139,7 @@ def hold_open(
                 fields={"quantity": ["too large for its price"]},
             )
         hold = Hold.objects.create(
-            customer_id=customer_id,
+            customer=live.customer,
             key=key,
             meter=definition.code,
             quantity=quantity,
