@@ -74,7 +74,27 @@ class RecordRejected(Exception):
 
 class RecordSkipped(Exception):
     """A received record that is rightly not billed (a failed call, a span that is
-    not a model call): counted, never an error."""
+    not a model call): counted, never an error. A failed call may name the hold
+    its run took (`hold`), which it releases (billing.usage.holds)."""
+
+    def __init__(self, hold: str | None = None):
+        super().__init__(hold)
+        self.hold = hold
+
+
+# What a call's metadata (LiteLLM's request metadata, a span's attribute) names the
+# hold its run took by (API.md "Holds"): its usage settles the hold, its failure
+# releases it.
+HOLD_FIELD = "billing_hold"
+HOLD_ATTRIBUTE = "billing.hold"
+
+
+def hold_named(value: object) -> str | None:
+    """The hold a record names, or None (nothing named, or not a hold's id: then the
+    usage is billed as any other, no hold touched)."""
+    if not isinstance(value, str) or not value.startswith("hold_") or len(value) > MAX_TEXT:
+        return None
+    return value
 
 
 # A reader's mark for an NDJSON line that is not JSON (ingest.json_records): refused
@@ -99,6 +119,8 @@ class Call:
     requested_model: str | None = None
     # The index of the record it came from in the request (the answer names it).
     index: int = 0
+    # The hold its run took, which its usage settles (hold_named).
+    hold: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from billing.integrations.mapping import card_models
 from billing.integrations.model_names import PricedModel, unpriced
 from billing.integrations.refused_records import refused_records_keep
 from billing.integrations.unpriced_alerts import UnpricedCall, unpriced_models_announce
+from billing.usage.holds import holds_closed_by_calls
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, Rejection, batch_parse, events_ingest
 from common import metrics
 
@@ -84,6 +85,8 @@ class Received:
     rejected: list[RecordRejection] = field(default_factory=list)
     skipped: int = 0
     record_of: Callable[[int], object] = _no_record
+    # The holds the failed calls' runs took (RecordSkipped.hold): released.
+    failed_holds: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -145,8 +148,10 @@ def records_received(records: list, mapping: SourceMapping, call_of) -> Received
     for index, record in enumerate(records):
         try:
             received.calls.append(call_of(record, mapping, index))
-        except RecordSkipped:
+        except RecordSkipped as skipped:
             received.skipped += 1
+            if skipped.hold is not None:
+                received.failed_holds.append(skipped.hold)
         except RecordRejected as exc:
             kept = None if record is UNREADABLE else record  # nothing to keep
             received.rejected.append(
@@ -213,7 +218,10 @@ def calls_ingest(
     # others were all duplicates), by id().
     batched: set[int] = set()
     stored: set[int] = set()
+    # The events of the calls that name a hold, by id(): they settle it.
+    holding: dict[int, list[dict]] = {}
     for batch in _batches(received.calls, mapping, card):
+        holding.update((id(call), evs) for call, evs in batch if call.hold is not None)
         events = [event for _, call_events_ in batch for event in call_events_]
         owners = [call for call, call_events_ in batch for _ in call_events_]
         ingested = events_ingest(events=events, now=now, may_hold_unstorable=False)
@@ -257,6 +265,16 @@ def calls_ingest(
         refused_records_keep(source=row.source, rejections=result.rejected, now=now)
     names = _names_priced(received.calls, mapping, card)
     billed = [call for call in received.calls if id(call) not in refused_calls]
+    if holding or received.failed_holds:
+        holds_closed_by_calls(
+            settled=[
+                (call.hold, call.customer, holding[id(call)])
+                for call in billed
+                if id(call) in holding
+            ],
+            failed=received.failed_holds,
+            now=now,
+        )
     _unpriced_note(row, billed, names, card, result, now=now)
     _remember(row, mapping, received, result, names=names, now=now)
     return result

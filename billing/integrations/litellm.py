@@ -13,7 +13,11 @@ Its `model` is the model sent to the provider: through the proxy (its Router) th
 deployment's (`openai/o3`, `azure/my-o3-deployment`), the name the caller asked for
 being the payload's `model_group` (`o3`); from the SDK alone the model called, with
 no model_group. Both are kept, and the model is priced by
-billing.integrations.model_names."""
+billing.integrations.model_names.
+
+The request's metadata may name the hold its run took (`billing_hold`: the proxy's
+request `metadata`, or the SDK's `spend_logs_metadata`): the call's usage settles
+it, a failed call releases it (billing.usage.holds)."""
 
 from collections.abc import Mapping
 
@@ -23,6 +27,7 @@ from billing.integrations.calls import (
     BAD_TOKENS,
     CACHE_WRITE,
     CACHED_INPUT,
+    HOLD_FIELD,
     INPUT,
     NO_CUSTOMER,
     NOT_JSON,
@@ -35,6 +40,7 @@ from billing.integrations.calls import (
     SourceMapping,
     call_id,
     epoch_moment,
+    hold_named,
     optional_count,
     split_completion,
     split_prompt,
@@ -75,6 +81,25 @@ def _mapping(record: Mapping, key: str) -> Mapping:
     return value
 
 
+def request_metadata(metadata: Mapping, key: str) -> object:
+    """A value of the request's own metadata: what the caller sent as `metadata`
+    through the proxy (requester_metadata), else its spend_logs_metadata (which the
+    SDK passes on as given)."""
+    value = _mapping(metadata, "requester_metadata").get(key)
+    if value is None:
+        value = _mapping(metadata, "spend_logs_metadata").get(key)
+    return value
+
+
+def hold_of(record: Mapping) -> str | None:
+    """The hold the call's request metadata names (calls.HOLD_FIELD), if any; a
+    record whose metadata cannot be read names none."""
+    try:
+        return hold_named(request_metadata(_mapping(record, "metadata"), HOLD_FIELD))
+    except RecordRejected:
+        return None
+
+
 def customer_of(record: Mapping, customer_from: str) -> str:
     metadata = _mapping(record, "metadata")
     if customer_from == "end_user":
@@ -84,10 +109,7 @@ def customer_of(record: Mapping, customer_from: str) -> str:
             or _mapping(record, "model_parameters").get("user")
         )
     elif customer_from.startswith(METADATA_PREFIX):
-        key = customer_from[len(METADATA_PREFIX) :]
-        value = _mapping(metadata, "requester_metadata").get(key)
-        if value is None:
-            value = _mapping(metadata, "spend_logs_metadata").get(key)
+        value = request_metadata(metadata, customer_from[len(METADATA_PREFIX) :])
     else:
         value = metadata.get(CUSTOMER_FIELDS.get(customer_from) or customer_from)
     if value is None or value == "":
@@ -104,7 +126,7 @@ def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
         raise RecordRejected("each record must be a JSON object (LiteLLM's logging payload)")
     status = record.get("status")
     if status == "failure" or record.get("error_str"):
-        raise RecordSkipped
+        raise RecordSkipped(hold=hold_of(record))
     if status not in (None, "success"):
         # Not repeated in the answer: it may be anything, of any size.
         raise RecordRejected("status must be 'success' or 'failure'")
@@ -142,4 +164,13 @@ def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
         REASONING: reasoning,
         AUDIO_OUTPUT: audio_out,
     }
-    return Call(id_, customer, model, moment, tokens, requested_model=requested, index=index)
+    return Call(
+        id_,
+        customer,
+        model,
+        moment,
+        tokens,
+        requested_model=requested,
+        index=index,
+        hold=hold_of(record),
+    )

@@ -16,7 +16,10 @@ The conventions count cached and cache-written tokens inside input_tokens and
 reasoning tokens inside output_tokens: each is billed once, under its own kind
 (billing.integrations.calls). OpenRouter's Broadcast sends such spans too, with its
 own cost of the call in gen_ai.usage.cost: received_of_export reads either
-encoding once decoded (decode_protobuf, decode_json)."""
+encoding once decoded (decode_protobuf, decode_json).
+
+A span's `billing.hold` attribute names the hold its run took (API.md "Holds"): the
+call's usage settles it, a failed span releases it (billing.usage.holds)."""
 
 import re
 from collections.abc import Iterator, Mapping
@@ -33,6 +36,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from billing.integrations.calls import (
     CACHE_WRITE,
     CACHED_INPUT,
+    HOLD_ATTRIBUTE,
     INPUT,
     NO_CUSTOMER,
     OUTPUT,
@@ -42,6 +46,7 @@ from billing.integrations.calls import (
     RecordSkipped,
     SourceMapping,
     epoch_moment,
+    hold_named,
     provider_cost,
     split_completion,
     split_prompt,
@@ -84,7 +89,7 @@ READ = USAGE | frozenset(
     CACHE_READ_TOKENS
     + CACHE_WRITE_TOKENS
     + REASONING_TOKENS
-    + (RESPONSE_MODEL, REQUEST_MODEL, COST)
+    + (RESPONSE_MODEL, REQUEST_MODEL, COST, HOLD_ATTRIBUTE)
 )
 
 # How many refused spans an answer's errorMessage names (the count covers them all).
@@ -199,8 +204,10 @@ def received_of_export(
                 received.calls.append(call_of(span, mapping, index))
                 calls[index] = span
                 model_spans += 1
-            except RecordSkipped:
+            except RecordSkipped as skipped:
                 received.skipped += 1
+                if skipped.hold is not None:
+                    received.failed_holds.append(skipped.hold)
                 continue
             except RecordRejected as exc:
                 received.rejected.append(
@@ -239,9 +246,10 @@ def _lenient_list(message: object, name: str, proto_name: str) -> list:
 
 def call_of(span: SpanRead, mapping: SourceMapping, index: int) -> Call:
     attributes = span.attributes
-    if not USAGE.intersection(attributes):
-        raise RecordSkipped
     if span.failed:
+        # Not billed; the hold it names (a model call's, or its run's) released.
+        raise RecordSkipped(hold=hold_named(attributes.get(HOLD_ATTRIBUTE)))
+    if not USAGE.intersection(attributes):
         raise RecordSkipped
     call_id = f"{_hex_id(span.trace_id, 'traceId', TRACE_ID_BYTES)}:" + _hex_id(
         span.span_id, "spanId", SPAN_ID_BYTES
@@ -289,6 +297,7 @@ def call_of(span: SpanRead, mapping: SourceMapping, index: int) -> Call:
         provider_cost=None if cost is None else provider_cost(cost, COST),
         requested_model=requested,
         index=index,
+        hold=hold_named(attributes.get(HOLD_ATTRIBUTE)),
     )
 
 

@@ -17,6 +17,7 @@ bills nothing. A hold past its expiry counts for nothing at once; the sweep
 (expire_holds, on the beat every minute) marks it expired and announces it
 (webhook `hold.expired`)."""
 
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -252,6 +253,40 @@ def _close(public_id: str, now: datetime, changes: dict, *, first=None) -> Hold:
     if not is_open:
         _no_longer_open(hold)
     return hold
+
+
+def holds_closed_by_calls(
+    *, settled: list[tuple[str, str, list[dict]]], failed: list[str], now: datetime
+) -> None:
+    """What a gateway's records do to the holds they name (API.md "Holds": a
+    gateway's usage settles the hold named in its metadata): `settled` holds (id,
+    the call's customer, the call's events, already stored) closed as settled with
+    what those events put on the hold's meter, no event written again; `failed`
+    holds released as failed. A hold of another customer, unknown or no longer
+    open is left as it is: the usage was billed either way (a record sent again
+    finds its hold settled)."""
+    for public_id, customer, events in settled:
+        found = Hold.objects.filter(public_id=public_id, customer__external_id=customer)
+        meter_code = found.values_list("meter", flat=True).first()
+        if meter_code is None:
+            continue
+        meter = meter_cache.by_code_frozen(meter_code)
+        if meter is None:
+            continue
+        used = sum(
+            (
+                contribution.value
+                for event in events
+                if event["event_name"] == meter.event_name
+                for contribution in contributions([meter], event["properties"])
+            ),
+            Decimal(0),
+        )
+        with suppress(Conflict, NotFound):
+            _close(public_id, now, {"status": Hold.SETTLED, "settled_quantity": used})
+    for public_id in failed:
+        with suppress(Conflict, NotFound):
+            _close(public_id, now, {"status": Hold.RELEASED, "reason": Hold.FAILED})
 
 
 def _expire(hold: Hold, now: datetime) -> None:
