@@ -90,9 +90,7 @@ def test_litellm_calls_settle_the_holds_their_metadata_names(sdk, live_server, s
     payloads, first, again = asyncio.run(session())
 
     # What litellm sent names each hold where this reads it.
-    named = {
-        p["id"] if p["status"] == "success" else "failure": p["metadata"] for p in payloads
-    }
+    named = {p["id"] if p["status"] == "success" else "failure": p["metadata"] for p in payloads}
     assert named["chatcmpl-a"]["spend_logs_metadata"] == {"billing_hold": sdk_hold}
     assert named["chatcmpl-b"]["requester_metadata"] == {"billing_hold": proxy_hold}
     assert named["failure"]["spend_logs_metadata"] == {"billing_hold": failed_hold}
