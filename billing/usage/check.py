@@ -269,12 +269,7 @@ def usage_check(
         span=(start, end),
         combinations=combinations.get(meter.code),
     )
-    if held and card is not charge and _tiered(charge):
-        # A row in tiers counts the holds it prices (whatever their values), as its usage.
-        row = row_for(card.rates, event_group_values(meter, properties))
-        used += held.quantity(meter_code, card.rates, row)
-    elif held:
-        used += held.quantity(meter_code)
+    used += held_used(held, card, charge, meter, properties)
     with localcontext(prec=EXACT_PRECISION):
         result, uncovered_units = charge_standing(
             subscription=subscription,
@@ -411,6 +406,19 @@ def row_used(card, meter, properties: dict, *, customer_id: int, span) -> Decima
         meter.id
     ]
     return row_quantity(card.rates, found, values)
+
+
+def held_used(held: Held, card, charge, meter, properties: dict) -> Decimal:
+    """What open holds add to the usage `charge` (the row of the rate card `card`
+    that `properties` price with, or `card` itself) counts: a row in tiers counts
+    the holds it prices, whatever their values, as its usage; anything else every
+    hold of the meter."""
+    if not held:
+        return ZERO
+    if card is not charge and _tiered(charge):
+        row = row_for(card.rates, event_group_values(meter, properties))
+        return held.quantity(meter.code, card.rates, row)
+    return held.quantity(meter.code)
 
 
 def charge_standing(

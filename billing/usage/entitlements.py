@@ -1,7 +1,8 @@
 """What a customer is entitled to now, in one read: the features its plan (with
 its deal) grants, and per metered feature its consumption model, what is
 included, used and remaining, from the same reads and rules as `check`
-(billing.usage.check.charge_standing with nothing more asked)."""
+(billing.usage.check.charge_standing with nothing more asked), open holds counted
+as used as check counts them."""
 
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -13,8 +14,10 @@ from billing.usage.check import (
     METER_REFUSED,
     CheckResult,
     charge_standing,
+    held_used,
     priced_row,
 )
+from billing.usage.held import NOTHING_HELD, Held
 from billing.usage.metering import meter_cache
 from billing.usage.reads import exact_quantity, period_now, usage_quantities
 from customers.models import GOOD
@@ -38,10 +41,16 @@ class Entitlements:
 
 
 def customer_entitlements(
-    *, customer, subscription: Subscription | None, now: datetime, balances: dict | None = None
+    *,
+    customer,
+    subscription: Subscription | None,
+    now: datetime,
+    balances: dict | None = None,
+    held: Held = NOTHING_HELD,
 ) -> Entitlements:
     """The customer's entitlements at `now`; none without a live subscription.
-    `balances`: the wallets' usable balances at `now` if already read (live_read)."""
+    `balances`: the wallets' usable balances at `now` if already read (live_read);
+    `held`: what its open holds reserve, counted as used as check counts it."""
     if subscription is None:
         return Entitlements(None, {}, {}, standing=customer.standing)
     period = period_now(subscription=subscription, now=now)
@@ -71,6 +80,7 @@ def customer_entitlements(
                 customer_id=customer.pk,
                 span=(start, end),
             )
+            used += held_used(held, card, charge, meter, {})
             # What stands now, and whether one more unit fits, as check answers
             # it (the spend limit aside).
             standing, one_more = (
@@ -83,6 +93,7 @@ def customer_entitlements(
                     now=now,
                     period=(start, end),
                     balances=balances,
+                    held=held,
                 )[0]
                 for quantity in (ZERO, Decimal(1))
             )

@@ -1,7 +1,7 @@
 """An open hold counts as used by every later check and hold, under each
 consumption model and limit: a hard cap's included units, a credit wallet's
-balance, the customer's spend limit and the budget it set itself; released, it
-counts for nothing again."""
+balance, the customer's spend limit and the budget it set itself; /entitlements
+stands as check does; released, it counts for nothing again."""
 
 from datetime import UTC, datetime
 from decimal import Decimal as D
@@ -66,6 +66,12 @@ def check(api, quantity: str) -> dict:
     return ask(api, "/api/v1/customers/acme/check", {"meter": "gpu_seconds", "quantity": quantity})
 
 
+def entitled(api) -> dict:
+    """The meter's standing on /entitlements."""
+    with time_machine.travel(NOW, tick=False):
+        return api.get("/api/v1/customers/acme/entitlements").json()["meters"]["gpu_seconds"]
+
+
 def release(api, held: dict) -> None:
     ask(api, f"/api/v1/holds/{held['id']}/release", {"reason": "cancelled"})
 
@@ -83,8 +89,15 @@ def test_a_hard_caps_included_units(api, runs):
         "40",
     )
     assert hold(api, "50", "b")["reason"] == "cap_reached"
+    # /entitlements stands as check does: the hold used.
+    assert {k: entitled(api)[k] for k in ("used", "remaining", "allowed")} == {
+        "used": "60",
+        "remaining": "40",
+        "allowed": True,
+    }
     release(api, first)
     assert check(api, "100")["allowed"] is True
+    assert (entitled(api)["used"], entitled(api)["remaining"]) == ("0", "100")
 
 
 def test_a_credit_wallets_balance(api, runs):
@@ -100,8 +113,10 @@ def test_a_credit_wallets_balance(api, runs):
         "15",
     )
     assert check(api, "15")["allowed"] is True
+    assert (entitled(api)["used"], entitled(api)["balance"]) == ("35", "30")
     release(api, first)
     assert check(api, "50")["allowed"] is True
+    assert (entitled(api)["used"], entitled(api)["balance"]) == ("0", "100")
 
 
 def test_the_spend_limit_and_the_customers_budget(api, runs):
