@@ -294,7 +294,7 @@ def _commit(draw, write: CustomerText, currency: str) -> dict | None:
         "drawn": write.money(draw.taken_this_period, currency),
         "rollover": [
             _("{amount} rolled over, usable until {day}").format(
-                amount=write.money(amount, currency),
+                amount=write.money_text(amount, currency),
                 day=write.day(write.last_day(access.available_from, access.expires_at)),
             )
             for amount, access in draw.rollover()
@@ -322,6 +322,19 @@ def _holds(seen, write: CustomerText) -> list[str]:
                 count,
             ).format(count=write.quantity(count))
         )
+        # What they keep back of the balances (billing.usage.held: the one reading).
+        for currency, amount in sorted(seen.money.items()):
+            lines.append(
+                _("{amount} of your balance is held for them").format(
+                    amount=write.money_text(amount, currency)
+                )
+            )
+        if seen.credits:
+            lines.append(
+                _("{credits} credits of your balance are held for them").format(
+                    credits=write.quantity(seen.credits)
+                )
+            )
     for reason, count in sorted(seen.not_charged.items()):
         lines.append(
             ngettext(

@@ -89,10 +89,26 @@ class HoldsSeen:
 
     open: list
     not_charged: dict[str, int]
+    # What the open holds keep back of the wallets: money by currency, and credits.
+    money: dict[str, Decimal] = field(default_factory=dict)
+    credits: Decimal = ZERO
 
 
 _SEEN_FIELDS = rawsql.model_fields(
-    Hold, ("id", "public_id", "meter", "quantity", "amount", "status", "reason", "expires_at")
+    Hold,
+    (
+        "id",
+        "public_id",
+        "meter",
+        "quantity",
+        "amount",
+        "currency",
+        "held_money",
+        "held_credits",
+        "status",
+        "reason",
+        "expires_at",
+    ),
 )
 # One statement (read ahead with a usage read's others: common.rawsql): the holds open
 # at the moment and those closed in the period without a charge.
@@ -115,14 +131,19 @@ def holds_seen(*, customer_id: int, start: datetime, end: datetime, now: datetim
     )
     open_now = []
     counts: dict[str, int] = {}
+    money: dict[str, Decimal] = {}
+    credits = ZERO
     for values in found:
         hold = rawsql.instance(_SEEN_FIELDS, values)
         if hold.status == Hold.OPEN:
             open_now.append(hold)
+            if hold.held_money:
+                money[hold.currency] = money.get(hold.currency, ZERO) + hold.held_money
+            credits += hold.held_credits
             continue
         why = Hold.EXPIRED if hold.status == Hold.EXPIRED else hold.reason
         counts[why] = counts.get(why, 0) + 1
-    return HoldsSeen(open_now, counts)
+    return HoldsSeen(open_now, counts, money, credits)
 
 
 def held_open(*, customer_id: int, now: datetime) -> Held:

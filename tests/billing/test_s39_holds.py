@@ -12,6 +12,7 @@ from decimal import Decimal as D
 
 import pytest
 import time_machine
+from django.test import Client
 
 from billing.hold_models import Hold
 from billing.invoicing.close import periods_close
@@ -98,6 +99,20 @@ def test_s39_reserve_settle_release_expire(api, tokens_plan, client):
     # The same key, the same hold.
     assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
     assert Hold.objects.count() == 2
+    # The portal says what the two open holds keep back of the balance.
+    with time_machine.travel(NOW, tick=False):
+        opened = portal_session_create(customer=acme, now=NOW).token
+        while_open = client.get(f"/portal/{opened}/")
+        # Another browser: the language asked stays with the one that asked.
+        while_open_de = Client().get(f"/portal/{opened}/?lang=de")
+    assert while_open.context["holds"] == [
+        "2 runs in progress: their usage is held",
+        "8.00\N{NO-BREAK SPACE}USD of your balance is held for them",
+    ]
+    assert while_open_de.context["holds"] == [
+        "2 Läufe in Arbeit: ihre Nutzung ist reserviert",
+        "8,00\N{NO-BREAK SPACE}USD Ihres Guthabens sind dafür reserviert",
+    ]
 
     with time_machine.travel(NOW + timedelta(minutes=1), tick=False):
         settled = api.post(
