@@ -10,8 +10,12 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
+import time_machine
+from django.core.management import call_command
 from lxml import etree
 
+from customers.billing_entities import billing_entity_save
+from customers.models import BillingEntity
 from invoices.e_invoices.access_points import (
     NO_PEPPOL_ADDRESS,
     SBDH,
@@ -22,8 +26,10 @@ from invoices.e_invoices.access_points import (
 )
 from invoices.e_invoices.document import INVOICE, Issue, build_document
 from invoices.e_invoices.ubl import CBC, document_ubl
-from invoices.e_invoices.validation import UBL_INVOICE, validation_failures
-from invoices.models import Invoice
+from invoices.e_invoices.validation import UBL_CREDIT_NOTE, UBL_INVOICE, validation_failures
+from invoices.models import CreditNote, Invoice
+from tests.factories import api_client
+from tests.invoices import test_s36_e_invoices as s36
 from tests.invoices.test_e_invoice_access_points import issued
 from tests.invoices.test_e_invoice_documents import (
     GERMAN_PUBLIC_BODY,
@@ -160,3 +166,63 @@ def test_a_peppol_address_is_a_scheme_of_peppols_list_and_an_identifier():
     assert not is_peppol_address("0242:123456")  # four digits, not on Peppol's EAS list
     assert not is_peppol_address("0088:")
     assert not is_peppol_address("")
+
+
+@pytest.fixture
+def bundesamt_closed(settings, tmp_path):
+    """S36's German public body, its October closed on 1 November (an XRechnung)."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.BILLING_INVOICE_PDFS = False
+    settings.BILLING_INVOICE_EMAILS = False
+    settings.BILLING_INVOICE_GRACE_HOURS = 0
+    client = api_client()
+    s36.sellers()
+    s36.customers()
+    s36.plans(client)
+    s36.subscribe_and_use(client, "bundesamt", "gpu", 1_000_000)
+    with time_machine.travel(s36.NOV_1_0600, tick=False):
+        call_command("close_periods")
+    return client
+
+
+@pytest.mark.django_db
+def test_a_credit_note_on_an_invoice_issued_by_email_is_addressed_by_the_leitweg_id(
+    bundesamt_closed, settings, tmp_path
+):
+    # given: the Bundesamt's XRechnung as issued before its receiver could be
+    # reached (its buyer addressed EM:<email>), and its seller since on Peppol
+    outbox = tmp_path / "outbox"
+    settings.BILLING_PEPPOL_ACCESS_POINT = "folder"
+    settings.BILLING_PEPPOL_FOLDER = outbox
+    from invoices import tasks
+
+    invoice = s36.period_invoice("bundesamt")
+    by_leitweg = '<cbc:EndpointID schemeID="0204">04011000-12345-67</cbc:EndpointID>'
+    assert by_leitweg in invoice.e_invoice_xml
+    by_email = '<cbc:EndpointID schemeID="EM">eingang@bundesamt.example</cbc:EndpointID>'
+    Invoice.objects.filter(pk=invoice.pk).update(
+        e_invoice_xml=invoice.e_invoice_xml.replace(by_leitweg, by_email)
+    )
+    seller = BillingEntity.objects.get(code="beispiel_gmbh")
+    seller.peppol_id = "9930:DE811907980"
+    billing_entity_save(entity=seller)
+
+    # when: it is credited
+    usage = invoice.lines.get(meter="llm_tokens")
+    with time_machine.travel(datetime(2026, 11, 2, 9, tzinfo=UTC), tick=False):
+        answer = bundesamt_closed.post(
+            f"/api/v1/invoices/{invoice.pk}/credit-notes",
+            {"lines": [{"invoice_line": usage.pk, "amount": "10.00"}], "reason": "other"},
+            format="json",
+        )
+    assert answer.status_code == 201, answer.json()
+
+    # then: the note is addressed 0204:<Leitweg-ID>, valid, and goes into the folder
+    note = CreditNote.objects.get(invoice=invoice)
+    xml = note.e_invoice_xml.encode()
+    assert validation_failures(xml, UBL_CREDIT_NOTE) == []
+    assert endpoints(xml) == ("9930:DE811907980", "0204:04011000-12345-67")
+    assert peppol_unreachable(*endpoints(xml)) == ""
+    tasks.e_invoice_send.delay("creditnote", note.pk).get()
+    sidecar = json.loads((outbox / f"{note.number}.json").read_text())
+    assert sidecar["receiver"] == "0204:04011000-12345-67"
