@@ -3,17 +3,22 @@ their ended periods, invoices per second (PDFs excluded), then the no-op rerun.
 
     .venv/bin/python bench/close.py [--subscriptions 10000] [--events-per-customer 5]
                                      [--processes 2] [--profile] [--database NAME]
-                                     [--e-invoices [--e-invoice-format peppol|xrechnung|facturx]]
+                                     [--e-invoices [--e-invoice-format peppol|xrechnung|facturx]
+                                      [--rules both|with|without]]
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it
 creates and drops its own database (--database, default `billing_bench_close`).
 Prints figures, the target beside them, only. With --e-invoices the seller issues
 e-invoices and every customer chose Peppol BIS 3 (issue 80): each invoice the close
-finalizes is also written as UBL and validated (XSD, EN 16931 Schematron) twice,
-before it is numbered and once issued: run it beside a run without to read their
-cost. --e-invoice-format xrechnung: a German seller and German public bodies,
-each UBL run through CEN's EN 16931 rules and KoSIT's XRechnung rules (the rules
-run once per document, before it is numbered); facturx: CII, EN 16931's only.
+finalizes is also written as UBL and checked before it is numbered. --e-invoice-format
+xrechnung: a German seller and German public bodies, each UBL run through CEN's EN
+16931 rules and KoSIT's XRechnung rules; facturx: CII, EN 16931's only; peppol: CEN's
+rules, the hand-written Peppol rules, and OpenPeppol's when BILLING_PEPPOL_RULES
+names them. --rules both (the default with --e-invoices) closes the same load twice,
+on a fresh database each time: without the official rules (the Schematron not run,
+the XML schema only), then with them; it prints the CPU per e-invoice of each, what
+the rules added, how many documents and rule sets the Schematron ran on (once per
+document, before it is numbered), and the rules' own CPU per document once compiled.
 With --profile, BENCH_PROFILE_OUT=FILE
 also writes the close's cProfile stats to FILE (for pstats: callers, callees).
 """
@@ -26,6 +31,7 @@ import random
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -222,6 +228,83 @@ class QueryCount:
         return execute(sql, params, many, context)
 
 
+@dataclass
+class Closed:
+    """What one close cost: its invoices, e-invoices and CPU."""
+
+    closing: int
+    e_invoices: int
+    python_cpu: float
+    postgres_cpu: float
+    elapsed: float
+    schematron_runs: int
+    rule_set_runs: int
+
+
+class RuleRuns:
+    """Counts, across the close's forked processes, the documents the Schematron
+    ran on and the rule sets it ran (shared memory made before they fork); with
+    `off`, the Schematron is not run at all: the close writes and checks each
+    e-invoice against its XML schema only (the close without the official rules)."""
+
+    def __init__(self):
+        import multiprocessing
+
+        from invoices.e_invoices import validation
+
+        context = multiprocessing.get_context("fork")
+        self.documents = context.Value("q", 0)
+        self.rule_sets = context.Value("q", 0)
+        self.validation = validation
+        self.schematron = validation.schematron_failures
+        self.off = False
+        validation.schematron_failures = self
+
+    def __call__(self, xml, kind, document=None):
+        if self.off:
+            return []
+        from lxml import etree
+
+        customization = (
+            ""
+            if kind == self.validation.CII
+            else self.validation.customization_of(etree.fromstring(xml))
+        )
+        with self.documents.get_lock():
+            self.documents.value += 1
+            self.rule_sets.value += len(self.validation.rule_sets_of(kind, customization))
+        return self.schematron(xml, kind, document)
+
+    def reset(self, off: bool) -> None:
+        self.off = off
+        self.documents.value = 0
+        self.rule_sets.value = 0
+
+
+def rules_per_document(counter: RuleRuns, sample: int = 50) -> tuple[float, int]:
+    """CPU seconds the official rules take on one issued e-invoice, its rule sets
+    compiled already (this process compiled them once: the close's processes each
+    compile their own), over up to `sample` of the close's documents; how many."""
+    from invoices.e_invoices.validation import CII, UBL_INVOICE
+    from invoices.models import Invoice
+
+    schematron_failures = counter.schematron  # not counted among the close's
+
+    documents = [
+        (xml.encode(), CII if profile == "facturx" else UBL_INVOICE)
+        for xml, profile in Invoice.objects.exclude(e_invoice_xml="")
+        .order_by("pk")
+        .values_list("e_invoice_xml", "e_invoice_format")[:sample]
+    ]
+    if not documents:
+        return 0.0, 0
+    schematron_failures(*documents[0])  # compiled here once, outside the figure
+    before = python_cpu()
+    for xml, kind in documents:
+        schematron_failures(xml, kind)
+    return (python_cpu() - before) / len(documents), len(documents)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subscriptions", type=int, default=10_000)
@@ -249,115 +332,185 @@ def main():
         default="peppol",
         help="with --e-invoices: every customer's format (xrechnung: KoSIT's rules run too)",
     )
+    parser.add_argument(
+        "--rules",
+        choices=("both", "with", "without"),
+        default="both",
+        help=(
+            "with --e-invoices: close with the official rules (Schematron) run before "
+            "numbering, without them (the XML schema only), or both, one after the "
+            "other on the same load (default)"
+        ),
+    )
     args = parser.parse_args()
-    count = args.subscriptions
 
     # PDFs excluded (bench/pdf.py times them): with the benchmark's eager tasks,
     # each finalized invoice would otherwise be rendered inline.
     os.environ["BILLING_INVOICE_PDFS"] = "0"
     database_url = fresh_database(args.database)
     django_setup(database_url)
-    from django.db import connection, connections
+    from django.db import connections
+
+    runs = {"both": (False, True), "with": (True,), "without": (False,)}[args.rules]
+    if not args.e_invoices:
+        runs = (True,)
+    counter = RuleRuns() if args.e_invoices else None
+    closed = {}
+    try:
+        for n, rules in enumerate(runs):
+            if n:
+                connections.close_all()
+                fresh_database(args.database)
+            if counter is not None:
+                counter.reset(off=not rules)
+                print(
+                    f"\n=== the close {'with' if rules else 'without'} the official rules "
+                    f"({args.e_invoice_format}) ==="
+                )
+            closed[rules] = close_once(args, counter)
+            if counter is not None and rules:
+                per_document, sample = rules_per_document(counter)
+                print(
+                    f"  the official rules alone, compiled: {per_document * 1000:.1f} ms CPU "
+                    f"per e-invoice (over {sample} of the close's documents)"
+                )
+        if counter is not None:
+            compare(closed, args.e_invoice_format)
+    finally:
+        connections.close_all()
+        fresh_database(args.database)  # leave an empty database
+
+
+def compare(closed: dict[bool, Closed], profile: str) -> None:
+    """CPU per e-invoice of each close, and what the rules added."""
+    from invoices.e_invoices.rule_sets import rule_sets
+
+    print(f"\nCPU per e-invoice ({profile}; the close's own work and its documents):")
+    for rules, run in closed.items():
+        runs = (
+            f", the Schematron run on {run.schematron_runs:,} documents "
+            f"({run.rule_set_runs:,} rule set runs, "
+            f"{run.rule_set_runs / max(run.schematron_runs, 1):.1f} a document)"
+            if rules
+            else ", no Schematron"
+        )
+        print(
+            f"  {'with' if rules else 'without'} the official rules: "
+            f"Python {run.python_cpu / run.e_invoices * 1000:.2f} ms, "
+            f"PostgreSQL {run.postgres_cpu / run.e_invoices * 1000:.2f} ms "
+            f"({run.e_invoices:,} e-invoices{runs})"
+        )
+    if True in closed and False in closed:
+        added = (closed[True].python_cpu - closed[False].python_cpu) / closed[True].e_invoices
+        print(
+            f"  the rules added: {added * 1000:.2f} ms Python CPU per e-invoice "
+            f"(each close process compiles the stylesheets once: counted here)"
+        )
+    for rule_set in rule_sets():
+        print(f"  rules: {rule_set.describe()}")
+
+
+def close_once(args, counter: RuleRuns | None) -> Closed:
+    """Populate the database and close its periods once: the figures printed."""
+    from django.db import connection
 
     from billing.invoicing.close import periods_close
     from billing.models import Subscription
     from invoices.models import Invoice
 
-    try:
-        close_at = populate(count, args.events_per_customer, args.e_invoices, args.e_invoice_format)
+    count = args.subscriptions
+    close_at = populate(count, args.events_per_customer, args.e_invoices, args.e_invoice_format)
 
-        # The close.
-        closing_before = Invoice.objects.filter(reason=Invoice.PERIOD).count()
-        profiler = cProfile.Profile() if args.profile else None
-        own_cpu, pg_cpu = python_cpu(), cpu_seconds(postgres_pids())
-        t0 = time.perf_counter()
-        if profiler:
-            profiler.enable()
-        processes = 1 if profiler else args.processes
-        queries = QueryCount()
-        with connection.execute_wrapper(queries):
-            result = periods_close(as_of=close_at, processes=processes)
-        if profiler:
-            profiler.disable()
-            if os.environ.get("BENCH_PROFILE_OUT"):
-                profiler.dump_stats(os.environ["BENCH_PROFILE_OUT"])
-        elapsed = time.perf_counter() - t0
-        own_cpu = python_cpu() - own_cpu
-        pg_cpu = cpu_seconds(postgres_pids()) - pg_cpu
-        closing = Invoice.objects.filter(reason=Invoice.PERIOD).count() - closing_before
-        finalized = Invoice.objects.filter(status=Invoice.FINALIZED).count()
-        advanced = Subscription.objects.filter(current_period_start=close_at).count()
+    # The close.
+    closing_before = Invoice.objects.filter(reason=Invoice.PERIOD).count()
+    profiler = cProfile.Profile() if args.profile else None
+    own_cpu, pg_cpu = python_cpu(), cpu_seconds(postgres_pids())
+    t0 = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    processes = 1 if profiler else args.processes
+    queries = QueryCount()
+    with connection.execute_wrapper(queries):
+        result = periods_close(as_of=close_at, processes=processes)
+    if profiler:
+        profiler.disable()
+        if os.environ.get("BENCH_PROFILE_OUT"):
+            profiler.dump_stats(os.environ["BENCH_PROFILE_OUT"])
+    elapsed = time.perf_counter() - t0
+    own_cpu = python_cpu() - own_cpu
+    pg_cpu = cpu_seconds(postgres_pids()) - pg_cpu
+    closing = Invoice.objects.filter(reason=Invoice.PERIOD).count() - closing_before
+    finalized = Invoice.objects.filter(status=Invoice.FINALIZED).count()
+    advanced = Subscription.objects.filter(current_period_start=close_at).count()
+    print(
+        f"\nclose at {close_at:%Y-%m-%d %H:%M} UTC (periods_close in {processes} "
+        f"process{'es' if processes > 1 else ''}, PDFs excluded)"
+    )
+    print(
+        f"  subscriptions closed: {result.periods_closed:,} ({advanced:,} now in the next period)"
+    )
+    print(
+        f"  invoices written: {closing:,} closing; finalized: {result.invoices_finalized:,} "
+        f"(start and closing drafts; {finalized:,} finalized in all)"
+    )
+    print(f"  elapsed: {elapsed:.1f} s")
+    print(
+        f"  invoices per second: {closing / elapsed:,.0f} closing invoices written, "
+        f"{result.invoices_finalized / elapsed:,.0f} invoices finalized "
+        f"(target: at least {TARGET_PER_SECOND} closing invoices/s on 2 processes)"
+    )
+    issued = 0
+    if args.e_invoices:
+        issued = Invoice.objects.exclude(e_invoice_format="").count()
+        refused = Invoice.objects.filter(status=Invoice.DRAFT).exclude(e_invoice_errors=[])
+        rules = Counter(e["rule"] for i in refused for e in i.e_invoice_errors)
+        print(f"  e-invoices issued ({args.e_invoice_format}): {issued:,}")
+        print(f"  refused by the rules (left drafts): {refused.count():,} {dict(rules)}")
+    with_rules = counter is None or not counter.off
+    record(
+        f"closing invoices/s, {processes} process{'es' if processes > 1 else ''}"
+        + (f", e-invoices ({args.e_invoice_format})" if args.e_invoices else "")
+        + ("" if with_rules else ", without the official rules"),
+        closing / elapsed,
+        "invoices/s",
+        target=TARGET_PER_SECOND if processes == 2 and not args.e_invoices else None,
+        higher=True,
+    )
+    # The close processes' database backends exit with them: the postmaster has
+    # their time then (cpu_seconds).
+    pg_text = f"{pg_cpu / closing * 1000:.2f} ms"
+    print(
+        f"  CPU per closing invoice: Python {own_cpu / closing * 1000:.2f} ms, "
+        f"PostgreSQL {pg_text} (wall {elapsed / closing * 1000:.2f} ms)"
+    )
+    if processes == 1:
+        # The children of a close in processes count their own statements.
         print(
-            f"\nclose at {close_at:%Y-%m-%d %H:%M} UTC (periods_close in {processes} "
-            f"process{'es' if processes > 1 else ''}, PDFs excluded)"
+            f"  statements per closing invoice (its close and the finalization of "
+            f"two drafts): {queries.count / closing:.1f}"
         )
-        print(
-            f"  subscriptions closed: {result.periods_closed:,} "
-            f"({advanced:,} now in the next period)"
-        )
-        print(
-            f"  invoices written: {closing:,} closing; finalized: {result.invoices_finalized:,} "
-            f"(start and closing drafts; {finalized:,} finalized in all)"
-        )
-        print(f"  elapsed: {elapsed:.1f} s")
-        print(
-            f"  invoices per second: {closing / elapsed:,.0f} closing invoices written, "
-            f"{result.invoices_finalized / elapsed:,.0f} invoices finalized "
-            f"(target: at least {TARGET_PER_SECOND} closing invoices/s on 2 processes)"
-        )
-        if args.e_invoices:
-            from invoices.e_invoices.rule_sets import rule_sets
-
-            issued = Invoice.objects.exclude(e_invoice_format="").count()
-            refused = Invoice.objects.filter(status=Invoice.DRAFT).exclude(e_invoice_errors=[])
-            rules = Counter(e["rule"] for i in refused for e in i.e_invoice_errors)
-            print(f"  e-invoices issued ({args.e_invoice_format}, validated): {issued:,}")
-            print(f"  refused by the rules (left drafts): {refused.count():,} {dict(rules)}")
-            for rule_set in rule_sets():
-                print(f"  rules: {rule_set.describe()}")
-        record(
-            f"closing invoices/s, {processes} process{'es' if processes > 1 else ''}"
-            + (f", e-invoices ({args.e_invoice_format})" if args.e_invoices else ""),
-            closing / elapsed,
-            "invoices/s",
-            target=TARGET_PER_SECOND if processes == 2 and not args.e_invoices else None,
-            higher=True,
-        )
-        # The close processes' database backends exit with them: the postmaster has
-        # their time then (cpu_seconds).
-        pg_text = f"{pg_cpu / closing * 1000:.2f} ms"
-        print(
-            f"  CPU per closing invoice: Python {own_cpu / closing * 1000:.2f} ms, "
-            f"PostgreSQL {pg_text} (wall {elapsed / closing * 1000:.2f} ms)"
-        )
-        if processes == 1:
-            # The children of a close in processes count their own statements.
-            print(
-                f"  statements per closing invoice (its close and the finalization of "
-                f"two drafts): {queries.count / closing:.1f}"
-            )
-        if closing != count or result.periods_closed != count:
-            raise RuntimeError(
-                f"expected {count} closed periods, got {result.periods_closed} "
-                f"and {closing} closing invoices"
-            )
-
-        # The rerun: nothing is due any more.
-        t0 = time.perf_counter()
-        again = periods_close(as_of=close_at)
-        print(
-            f"\nrerun: closed {again.periods_closed}, finalized {again.invoices_finalized}, "
-            f"in {(time.perf_counter() - t0) * 1000:.1f} ms"
+    if closing != count or result.periods_closed != count:
+        raise RuntimeError(
+            f"expected {count} closed periods, got {result.periods_closed} "
+            f"and {closing} closing invoices"
         )
 
-        if profiler:
-            print("\nprofile of the close, by own time:")
-            pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(25)
-            print("profile of the close, by cumulative time:")
-            pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
-    finally:
-        connections.close_all()
-        fresh_database(args.database)  # leave an empty database
+    # The rerun: nothing is due any more.
+    t0 = time.perf_counter()
+    again = periods_close(as_of=close_at)
+    print(
+        f"\nrerun: closed {again.periods_closed}, finalized {again.invoices_finalized}, "
+        f"in {(time.perf_counter() - t0) * 1000:.1f} ms"
+    )
+
+    if profiler:
+        print("\nprofile of the close, by own time:")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(25)
+        print("profile of the close, by cumulative time:")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
+    runs = counter.documents.value if counter is not None else 0
+    rule_set_runs = counter.rule_sets.value if counter is not None else 0
+    return Closed(closing, issued, own_cpu, pg_cpu, elapsed, runs, rule_set_runs)
 
 
 if __name__ == "__main__":

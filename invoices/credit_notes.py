@@ -38,7 +38,7 @@ from invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from invoices.reactions import TAKE_BACKS
 from invoices.rendering import credit_note_schedule_pdf_render
 from invoices.sellers import invoice_billing_entity, seller_snapshot
-from invoices.sequences import next_number
+from invoices.sequences import next_number, numbering_year
 from invoices.standing import standing_refresh_on_commit
 from plans.taxes import TaxLine, tax_credit_lines, tax_lines_read
 
@@ -368,7 +368,7 @@ def _issue(
     note = CreditNote.objects.create(
         invoice=invoice,
         customer_id=invoice.customer_id,
-        number=next_number(seller.credit_note_prefix, now.year),
+        number=next_number(seller.credit_note_prefix, numbering_year(now, seller)),
         billing_entity=seller if seller.pk is not None else None,
         seller_snapshot=seller_snapshot(seller),
         reason=reason,

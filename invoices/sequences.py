@@ -1,10 +1,14 @@
 """Gap-free document numbers: INV-2026-000001 for invoices, CN-2026-000001 for
-credit notes, one sequence per prefix and year."""
+credit notes, one sequence per prefix and year: the seller's year, in its zone
+(BillingEntity.timezone), so that a seller's sequence turns over once, at its
+own new year, whatever zone the machine or the customer is in."""
 
 import re
+from datetime import datetime
 
 from django.db import connection
 
+from common.customer_text import zone
 from invoices.models import InvoiceSequence
 
 # A number: the sequence's name, a dash, the position (6 digits, more past 999,999).
@@ -21,6 +25,12 @@ def number_parts(number: str) -> tuple[str, int] | None:
     None for what is no number."""
     match = NUMBER.match(number)
     return (match["sequence"], int(match["position"])) if match else None
+
+
+def numbering_year(moment: datetime, seller) -> int:
+    """The year a document `seller` issues at `moment` is numbered in: the year
+    it is then in the seller's zone (UTC for a seller without one)."""
+    return moment.astimezone(zone(getattr(seller, "timezone", ""))).year
 
 
 def next_number(prefix: str, year: int) -> str:

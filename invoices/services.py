@@ -46,7 +46,7 @@ from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine, Re
 from invoices.reactions import VOID_CHECKS
 from invoices.rendering import render_pdf_after_commit
 from invoices.sellers import seller_check, seller_snapshot
-from invoices.sequences import next_number, next_numbers
+from invoices.sequences import next_number, next_numbers, numbering_year
 from invoices.settlement import invoice_mark_paid
 from invoices.totals import discount_shares, invoice_totals
 from plans.rating import breakdown_as_stored
@@ -261,7 +261,8 @@ def _finalize_locked(
         seller = customer_billing_entity(invoice.customer)
         seller_check(invoice=invoice, entity=seller)
         _e_invoice_check(invoice, seller, now)
-        _stamp_finalized([invoice], [next_number(seller.invoice_prefix, now.year)], [seller], now)
+        number = next_number(seller.invoice_prefix, numbering_year(now, seller))
+        _stamp_finalized([invoice], [number], [seller], now)
     # The customer's credit balance pays what it can of what it is billed (not a
     # purchase: that is paid as it is bought); an invoice it pays whole is paid.
     applied = ZERO
@@ -297,7 +298,7 @@ def _e_invoice_check(invoice: Invoice, seller: BillingEntity, now: datetime) -> 
     if not getattr(seller, "e_invoicing", False):
         return
     buyer = buyer_refreshed(invoice.customer_snapshot or {}, customer_snapshot(invoice.customer))
-    provisional = f"{seller.invoice_prefix}-{now.year}-000000"
+    provisional = f"{seller.invoice_prefix}-{numbering_year(now, seller)}-000000"
     checked = invoice_check(
         invoice, seller=seller_snapshot(seller), buyer=buyer, now=now, number=provisional
     )
@@ -473,7 +474,7 @@ def _finalize_batch(ids: list[int], now: datetime) -> int:
         batch.sort(key=lambda invoice: (invoice.customer_id, invoice.pk))
         batch, sellers = _sellers_of(batch, now)
         # The batch's numbers in one statement per seller, in the order they are used.
-        numbers = _numbers_for(sellers, now.year)
+        numbers = _numbers_for(sellers, now)
         # Each statement once for the batch: the numbers and dates written.
         _stamp_finalized(batch, numbers, sellers, now)
         # What the journal reads of each as it is finalized (its lines and taxes)
@@ -516,15 +517,16 @@ def _sellers_of(batch: list[Invoice], now: datetime) -> tuple[list[Invoice], lis
     return kept, sellers
 
 
-def _numbers_for(sellers: list[BillingEntity], year: int) -> list[str]:
-    """The next invoice numbers of each seller's sequence, one per invoice in this
-    order. The sequences are taken in prefix order, so that two runs lock them in
-    the same order."""
-    wanted: dict[str, int] = {}
-    for seller in sellers:
-        wanted[seller.invoice_prefix] = wanted.get(seller.invoice_prefix, 0) + 1
-    taken = {prefix: iter(next_numbers(prefix, year, wanted[prefix])) for prefix in sorted(wanted)}
-    return [next(taken[seller.invoice_prefix]) for seller in sellers]
+def _numbers_for(sellers: list[BillingEntity], now: datetime) -> list[str]:
+    """The next invoice numbers of each seller's sequence (its prefix, and the
+    year it is in at `now`), one per invoice in this order. The sequences are
+    taken in their names' order, so that two runs lock them in the same order."""
+    wanted: dict[tuple[str, int], int] = {}
+    keys = [(seller.invoice_prefix, numbering_year(now, seller)) for seller in sellers]
+    for key in keys:
+        wanted[key] = wanted.get(key, 0) + 1
+    taken = {key: iter(next_numbers(*key, wanted[key])) for key in sorted(wanted)}
+    return [next(taken[key]) for key in keys]
 
 
 def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:

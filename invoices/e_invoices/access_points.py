@@ -27,7 +27,7 @@ from django.utils import timezone
 from lxml import etree
 
 from billing.notifications.outbound_pause import outbound_paused
-from common.e_invoice_codes import PEPPOL_EAS
+from common.e_invoice_codes import PEPPOL_EAS, peppol_id_errors
 from common.task_sending import enqueue_on_commit
 from customers.e_invoice_details import XRECHNUNG
 from invoices.e_invoices.ubl import CBC, PEPPOL_PROFILE
@@ -106,19 +106,30 @@ def endpoints(xml: bytes) -> tuple[str, str]:
 def is_peppol_address(address: str) -> bool:
     """Whether "scheme:id" is a Peppol participant id an access point can route:
     its scheme on Peppol's EAS list (e_invoice_codes.PEPPOL_EAS, the one list), an
-    identifier after it. An e-mail address (EM) is a valid BT-49 for XRechnung
-    but routes on no network."""
+    identifier after it in that scheme's form, with its check digits where it has
+    some (e_invoice_codes.peppol_id_errors, as a Peppol id is checked on save: a
+    Leitweg-ID, which is saved on its own and addressed 0204:<Leitweg-ID>, too).
+    An e-mail address (EM) is a valid BT-49 for XRechnung but routes on no network."""
+    return not _unroutable(address)
+
+
+def _unroutable(address: str) -> str:
+    """'' when `address` is a Peppol address; else the address, and why when its
+    scheme is Peppol's but its identifier is not that scheme's."""
     scheme, _colon, identifier = (address or "").partition(":")
-    return scheme in PEPPOL_EAS and bool(identifier.strip())
+    if scheme not in PEPPOL_EAS or not identifier.strip():
+        return address or "none"
+    errors = peppol_id_errors(address)
+    return f"{address}: {'; '.join(errors)}" if errors else ""
 
 
 def peppol_unreachable(sender: str, receiver: str) -> str:
     """'' when both parties have a Peppol address; else what the operator is told
     (the document is for upload or e-mail), naming the party without one."""
     missing = [
-        f"{who} {address or 'none'}"
+        f"{who} {unroutable}"
         for who, address in (("seller", sender), ("buyer", receiver))
-        if not is_peppol_address(address)
+        if (unroutable := _unroutable(address))
     ]
     return f"{NO_PEPPOL_ADDRESS} ({', '.join(missing)})" if missing else ""
 

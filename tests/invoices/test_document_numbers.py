@@ -181,6 +181,63 @@ def test_a_credit_note_is_numbered_in_the_year_it_is_issued(berlin):
     assert "CN-2027-000001" in printed and "2 Jan 2027" in printed
 
 
+# The year of a number is the seller's: its sequence turns over at the seller's
+# new year, in the seller's zone, whatever zone the machine or the customer is in.
+
+NEW_YEAR_IN_BERLIN = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)  # 00:30 on 1 Jan there
+NEW_YEAR_IN_UTC = datetime(2027, 1, 1, 5, tzinfo=UTC)  # 21:00 on 31 Dec in Los Angeles
+
+
+def in_zone(entity: BillingEntity, name: str) -> BillingEntity:
+    entity.timezone = name
+    return billing_entity_save(entity=entity)
+
+
+def test_an_invoice_issued_after_the_sellers_new_year_takes_the_new_year(berlin):
+    in_zone(berlin, "Europe/Berlin")
+    draft = period_draft(client(), LINES, start=DEC_1, end=JAN_1)
+
+    with time_machine.travel(NEW_YEAR_IN_BERLIN, tick=False):
+        invoice = invoice_finalize(invoice=draft, now=NEW_YEAR_IN_BERLIN)
+
+    assert invoice.number == "INV-2027-000001"
+
+
+def test_a_credit_note_issued_after_the_sellers_new_year_takes_the_new_year(berlin):
+    in_zone(berlin, "Europe/Berlin")
+    invoice = finalized(client())
+
+    with time_machine.travel(NEW_YEAR_IN_BERLIN, tick=False):
+        note = credited(invoice, "10.00", now=NEW_YEAR_IN_BERLIN)
+
+    assert note.number == "CN-2027-000001"
+
+
+def test_the_beat_numbers_in_each_sellers_year(berlin, settings):
+    # given: a seller in Los Angeles, still on 31 December there, and the
+    # default one in Berlin, already in 2027; a draft of each
+    settings.BILLING_INVOICE_GRACE_HOURS = 0
+    in_zone(berlin, "Europe/Berlin")
+    west = paris()
+    west.timezone, west.invoice_prefix = "America/Los_Angeles", "US"
+    billing_entity_save(entity=west)
+    here = client()
+    there = customer_create(external_id="there", name="There Inc", currency="EUR")
+    customer_update(customer=there, billing_entity="example_sas")
+    for customer in (here, Customer.objects.get(pk=there.pk)):
+        period_draft(customer, LINES, start=DEC_1, end=JAN_1)
+
+    # when: the beat finalizes both at 05:00 UTC on 1 January
+    with time_machine.travel(NEW_YEAR_IN_UTC, tick=False):
+        drafts_finalize(as_of=NEW_YEAR_IN_UTC)
+
+    # then
+    assert sorted(Invoice.objects.values_list("number", flat=True)) == [
+        "INV-2027-000001",
+        "US-2026-000001",
+    ]
+
+
 # A subscription's earlier drafts before the invoice that credits their fees.
 
 
