@@ -448,6 +448,38 @@ def test_a_budget_that_only_alerts_alerts_at_100_percent_unlisted(
     )
 
 
+def test_a_budget_threshold_alerts_when_the_spend_reaches_it_not_only_once_past_it(
+    s34_plan, slack, usage, django_capture_on_commit_callbacks
+):
+    customer = make_customer(s34_plan)
+    limits_set(
+        customer=customer,
+        document={
+            "budget": {"amount": "150.00", "action": "alert"},
+            "alert_thresholds": ["50"],
+            "channels": [{"kind": "slack", "url": slack.url()}],
+        },
+        by="API key ops",
+        via="api",
+        now=NOV_1,
+    )
+
+    # when: 15M gpt-4o tokens at 5.00 per 1M, 75.00: exactly half the budget
+    usage.send(NOV_10, ("gpt-4o", 15_000_000))
+    # then: the 50 % threshold alerts, the budget not yet
+    assert budget_keys(customer) == ["budget:50"]
+
+    # when: 15M more, 150.00: exactly the budget
+    usage.send(NOV_10 + timedelta(hours=1), ("gpt-4o", 15_000_000))
+    check_again(customer, NOV_10 + timedelta(hours=1), django_capture_on_commit_callbacks)
+    # then: the budget's 100 % alerts, at 0.00 left
+    assert budget_keys(customer) == ["budget:50", "budget:100"]
+    assert slack.accepted[-1]["blocks"][0]["text"]["text"] == (
+        f"Your budget of 150.00{NBSP}USD is reached"
+    )
+    assert slack.accepted[-1]["blocks"][2]["fields"][2]["text"] == f"*Left*\n0.00{NBSP}USD"
+
+
 def test_a_receiver_answering_500_is_retried_by_the_sweep_then_sent_once(
     acme, usage, slack, teams, delayed_sends, django_capture_on_commit_callbacks
 ):

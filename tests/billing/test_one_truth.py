@@ -371,6 +371,17 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
         token = portal_session_create(customer=customer, now=at).token
         page = client.get(f"/portal/{token}/")
     (projection,) = dashboard.projected_revenue(now=at)[0]
+    # and a check under a hard spend limit a cent above that subtotal: it counts
+    # the spend before the use as the subtotal, so 0.01 is left
+    Customer.objects.filter(pk=customer.pk).update(
+        spend_limit=D(usage["subtotal"]) + D("0.01"), spend_limit_mode="hard"
+    )
+    with time_machine.travel(at, tick=False):
+        check = api.post(
+            f"/api/v1/customers/{customer.external_id}/check",
+            {"meter": "prompts", "quantity": "100000"},
+            format="json",
+        ).json()
     # and a spend limit (soft) of exactly what /usage says is spent alerts once
     # it is reached, not only once passed, with what was spent
     Customer.objects.filter(pk=customer.pk).update(
@@ -417,6 +428,14 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
     # and the budget, the spend alert and the cap count what the period bills
     # (before its discount): what /usage calls its subtotal
     assert limits["budget"]["spent"] == usage["subtotal"]
+    (budget_row,) = [row for row in page.context["limits"]["rows"] if row["kind"] == "budget"]
+    assert budget_row["spent"].startswith(f"{usage['subtotal']}\N{NO-BREAK SPACE}")
+    # (a plan of seats alone charges no meter to check)
+    if any(line["meter"] == "prompts" for line in usage["lines"]):
+        assert (check["allowed"], check["reason"]) == (False, "spend_limit_reached"), check
+        assert check["spend_remaining"] == "0.01"
+    else:
+        assert check["reason"] == "meter_not_in_plan"
     (spend_alert,) = spend_alerts
     assert spend_alert.payload["spend"] == usage["subtotal"]
 

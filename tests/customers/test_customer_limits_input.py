@@ -75,6 +75,17 @@ def test_a_budget_above_the_merchants_limit_names_it(client):
     ]
 
 
+def test_a_budget_equal_to_the_merchants_limit_is_accepted(client):
+    # given: the merchant's spend limit of 500.00
+    # when: the customer's budget is exactly it
+    response = client.put("/api/v1/customers/acme/limits", budget("500.00"), format="json")
+    # then: it is saved, and recorded once
+    assert response.status_code == 200, response.content
+    customer = Customer.objects.get(external_id="acme")
+    assert customer.limits == {"budget": {"amount": "500.00", "action": "stop"}}
+    assert CustomerLimitChange.objects.filter(customer=customer).count() == 2
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [

@@ -187,3 +187,20 @@ def test_a_payment_of_an_invoice_never_journaled_is_at_its_own_day_s_rate():
         ("1200", D("92.00"), D(0), D("0.92")),
         ("1100", D(0), D("92.00"), D("0.92")),
     ]
+
+
+def test_a_document_is_converted_at_the_rate_in_effect_at_the_start_of_its_day():
+    # given: 1 USD = 0.90 EUR from 1 Oct, and 0.95 from noon on 5 Nov
+    rate("USD", "EUR", "0.90", datetime(2026, 10, 1, tzinfo=UTC))
+    rate("USD", "EUR", "0.95", datetime(2026, 11, 5, 12, tzinfo=UTC))
+    sellers()
+    ny = CustomerFactory(external_id="ny", name="New York Inc", billing_entity="sas")
+
+    # when: the EUR seller issues a USD invoice of 100.00 at 15:00 that day
+    issued = invoice(ny, "100.00", on=datetime(2026, 11, 5, 15, tzinfo=UTC))
+
+    # then: it is booked at the day's rate as the day began (0.90), not at noon's
+    assert rows(f"invoice:{issued.pk}") == [
+        ("sas", "4000", D(0), D("100.00"), "USD", D(0), D("90.00"), "EUR", D("0.9")),
+        ("sas", "1100", D("100.00"), D(0), "USD", D("90.00"), D(0), "EUR", D("0.9")),
+    ]
