@@ -1,7 +1,8 @@
 """S39 in the browser: after a run settled, one released as failed and one still
-under way, the customer's portal says "1 run in progress: its usage is held" and
-"1 run not charged: failed" (in French too), and a Support clerk finds each hold
-with how it ended on the admin's Holds page; read in Chromium."""
+under way, the customer's portal says "1 run in progress: its usage is held", what it
+keeps back of the balance, and "1 run not charged: failed" (in French too), and a
+Support clerk finds each hold with how it ended on the admin's Holds page; read in
+Chromium."""
 
 import os
 from datetime import UTC, datetime, timedelta
@@ -89,9 +90,14 @@ def test_s39_the_portal_and_the_admin_show_the_holds(live_server, browser_page, 
         }
 
     # then
-    assert english == ["1 run in progress: its usage is held", "1 run not charged: failed"]
+    assert english == [
+        "1 run in progress: its usage is held",
+        "0.80\N{NO-BREAK SPACE}USD of your balance is held for them",
+        "1 run not charged: failed",
+    ]
     assert french == [
         "1 exécution en cours : son usage est réservé",
+        "0,80\N{NO-BREAK SPACE}USD de votre solde sont réservés pour elles",
         "1 exécution non facturée : échec",
     ]
     assert page_fits, "the Holds page scrolls sideways at 1100 px"
