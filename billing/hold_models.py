@@ -46,6 +46,11 @@ class Hold(models.Model):
     # money in `currency` (0 when the charge draws no wallet: a cap counts the quantity).
     held_credits = models.DecimalField(**MONEY, default=0, verbose_name=_("credits held"))
     held_money = models.DecimalField(**MONEY, default=0, verbose_name=_("money held"))
+    # Of a credit wallet that bills what it cannot pay: the units its credits did not
+    # cover when it was held, which a spend limit counts as billed.
+    uncovered_units = models.DecimalField(
+        **MONEY, default=0, verbose_name=_("units not covered by credits")
+    )
     # The quantity priced as the charge prices it (null: the charge prices no money).
     amount = models.DecimalField(**MONEY, null=True, blank=True, verbose_name=_("amount"))
     currency = models.CharField(max_length=3, verbose_name=_("currency"))

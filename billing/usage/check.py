@@ -88,6 +88,9 @@ class CheckResult:
     # hold reserves them: billing.usage.holds).
     draws: Decimal = ZERO
     cost: Decimal | None = None
+    # Of an allowed meter check under a credit wallet that bills what it cannot
+    # pay: the units of this use it leaves uncovered (billed at the close).
+    uncovered: Decimal = ZERO
 
 
 REASON_MESSAGES = {
@@ -300,7 +303,11 @@ def usage_check(
             )
             for use in held.uses:
                 before = spend_adding(
-                    before, meter=use.meter, quantity=use.quantity, properties=use.properties
+                    before,
+                    meter=use.meter,
+                    quantity=use.quantity,
+                    properties=use.properties,
+                    uncovered_units=use.uncovered,
                 )
             after = spend_adding(
                 before,
@@ -515,6 +522,7 @@ def charge_standing(
             balance=balance,
             billed_when_exhausted=short,
             draws=max(ZERO, min(needed, covered)),
+            uncovered=uncovered_units,
             **base,
         )
     else:

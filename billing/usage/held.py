@@ -21,6 +21,9 @@ class HeldUse:
     meter: str
     quantity: Decimal
     properties: dict
+    # The units of it a credit wallet that bills what it cannot pay left uncovered
+    # when it was held (Hold.uncovered_units): billed, so counted in the spend.
+    uncovered: Decimal = ZERO
 
 
 @dataclass(frozen=True)
@@ -152,10 +155,24 @@ def held_open(*, customer_id: int, now: datetime) -> Held:
     uses = []
     credits = ZERO
     money: dict[str, Decimal] = {}
-    for meter, quantity, properties, held_credits, held_money, currency in rows.values_list(
-        "meter", "quantity", "properties", "held_credits", "held_money", "currency"
+    for (
+        meter,
+        quantity,
+        properties,
+        held_credits,
+        held_money,
+        currency,
+        uncovered,
+    ) in rows.values_list(
+        "meter",
+        "quantity",
+        "properties",
+        "held_credits",
+        "held_money",
+        "currency",
+        "uncovered_units",
     ).order_by("pk"):
-        uses.append(HeldUse(meter, quantity, properties))
+        uses.append(HeldUse(meter, quantity, properties, uncovered))
         credits += held_credits
         money[currency] = money.get(currency, ZERO) + held_money
     return Held(tuple(uses), credits, money) if uses else NOTHING_HELD

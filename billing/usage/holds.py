@@ -147,6 +147,7 @@ def hold_open(
             properties=properties,
             held_credits=result.draws if result.model == "credits" else 0,
             held_money=result.draws if result.model == "balance" else 0,
+            uncovered_units=result.uncovered,
             amount=result.cost,
             currency=live.subscription.version.currency,
             created_at=now,

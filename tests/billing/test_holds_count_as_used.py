@@ -166,3 +166,29 @@ def test_a_rate_card_row_in_tiers_counts_the_holds_it_prices_whatever_their_valu
     assert hold_of("mistral", "40", "b")["amount"] == "22.00"
     # o3's own row counts neither.
     assert hold_of("o3", "10", "c")["amount"] == "20.00"
+
+
+def test_a_spend_limit_counts_what_a_held_run_leaves_for_a_dry_credit_wallet_to_bill(api, runs):
+    # given: 4 credits, a second at 1 credit, what the credits cannot pay billed at
+    # 0.50 a second, a hard spend limit of 10.00
+    charge = ChargeSpec(
+        "gpu_seconds",
+        "credits",
+        credits_per_unit=D(1),
+        when_exhausted="bill",
+        pricing=PricingSpec(PER_UNIT, unit_price=D("0.50")),
+    )
+    acme = on_plan(charge, spend_limit=D("10.00"))
+    Customer.objects.filter(pk=acme.pk).update(spend_limit_mode="hard")
+    credits_grant(customer=acme, credits=D(4), now=NOV_1)
+
+    # when: a run holds 16 seconds: 4 paid by the credits, 12 billed (6.00)
+    first = hold(api, "16", "a")
+
+    # then: 8 seconds more (4.00) reach the limit, 9 (4.50) pass it
+    assert first["status"] == "open"
+    assert check(api, "8")["allowed"] is True
+    refused = check(api, "9")
+    assert (refused["reason"], refused["spend_remaining"]) == ("spend_limit_reached", "4.00")
+    release(api, first)
+    assert check(api, "20")["allowed"] is True
