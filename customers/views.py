@@ -294,7 +294,7 @@ def _commit(draw, write: CustomerText, currency: str) -> dict | None:
         "drawn": write.money(draw.taken_this_period, currency),
         "rollover": [
             _("{amount} rolled over, usable until {day}").format(
-                amount=write.money_text(amount, currency),
+                amount=write.money(amount, currency),
                 day=write.day(write.last_day(access.available_from, access.expires_at)),
             )
             for amount, access in draw.rollover()
