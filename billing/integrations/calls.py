@@ -14,6 +14,7 @@ reasoning (gateways count cached tokens inside the prompt's and reasoning tokens
 inside the completion's; each reader subtracts them once, here: split_prompt,
 split_completion)."""
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,11 +76,13 @@ class RecordRejected(Exception):
 class RecordSkipped(Exception):
     """A received record that is rightly not billed (a failed call, a span that is
     not a model call): counted, never an error. A failed call may name the hold
-    its run took (`hold`), which it releases (billing.usage.holds)."""
+    its run took (`hold`) and its `customer`, whose hold it releases if still open
+    (billing.usage.holds.holds_closed_by_calls)."""
 
-    def __init__(self, hold: str | None = None):
+    def __init__(self, hold: str | None = None, customer: str | None = None):
         super().__init__(hold)
         self.hold = hold
+        self.customer = customer
 
 
 # What a call's metadata (LiteLLM's request metadata, a span's attribute) names the
@@ -89,10 +92,14 @@ HOLD_FIELD = "billing_hold"
 HOLD_ATTRIBUTE = "billing.hold"
 
 
+# A hold's id as billing.hold_models.hold_public_id makes them.
+HOLD_ID = re.compile(r"hold_[0-9a-f]{24}")
+
+
 def hold_named(value: object) -> str | None:
     """The hold a record names, or None (nothing named, or not a hold's id: then the
     usage is billed as any other, no hold touched)."""
-    if not isinstance(value, str) or not value.startswith("hold_") or len(value) > MAX_TEXT:
+    if not isinstance(value, str) or HOLD_ID.fullmatch(value) is None:
         return None
     return value
 

@@ -85,8 +85,9 @@ class Received:
     rejected: list[RecordRejection] = field(default_factory=list)
     skipped: int = 0
     record_of: Callable[[int], object] = _no_record
-    # The holds the failed calls' runs took (RecordSkipped.hold): released.
-    failed_holds: list[str] = field(default_factory=list)
+    # The holds the failed calls' runs took, with the customer each call names
+    # (RecordSkipped.hold, .customer): released if still open.
+    failed_holds: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -150,8 +151,8 @@ def records_received(records: list, mapping: SourceMapping, call_of) -> Received
             received.calls.append(call_of(record, mapping, index))
         except RecordSkipped as skipped:
             received.skipped += 1
-            if skipped.hold is not None:
-                received.failed_holds.append(skipped.hold)
+            if skipped.customer is not None:
+                received.failed_holds.append((skipped.hold, skipped.customer))
         except RecordRejected as exc:
             kept = None if record is UNREADABLE else record  # nothing to keep
             received.rejected.append(
@@ -266,11 +267,12 @@ def calls_ingest(
     names = _names_priced(received.calls, mapping, card)
     billed = [call for call in received.calls if id(call) not in refused_calls]
     if holding or received.failed_holds:
+        # Only the calls billed now: a record sent again settles nothing twice.
         holds_closed_by_calls(
             settled=[
                 (call.hold, call.customer, holding[id(call)])
                 for call in billed
-                if id(call) in holding
+                if id(call) in holding and id(call) in stored
             ],
             failed=received.failed_holds,
             now=now,

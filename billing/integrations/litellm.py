@@ -100,6 +100,17 @@ def hold_of(record: Mapping) -> str | None:
         return None
 
 
+def _failed_hold(record: Mapping, mapping: SourceMapping) -> tuple[str | None, str | None]:
+    """The hold a failed call names and the customer it names (None: none read)."""
+    hold = hold_of(record)
+    if hold is None:
+        return None, None
+    try:
+        return hold, customer_of(record, mapping.customer_from)
+    except RecordRejected:
+        return None, None
+
+
 def customer_of(record: Mapping, customer_from: str) -> str:
     metadata = _mapping(record, "metadata")
     if customer_from == "end_user":
@@ -126,7 +137,7 @@ def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
         raise RecordRejected("each record must be a JSON object (LiteLLM's logging payload)")
     status = record.get("status")
     if status == "failure" or record.get("error_str"):
-        raise RecordSkipped(hold=hold_of(record))
+        raise RecordSkipped(*_failed_hold(record, mapping))
     if status not in (None, "success"):
         # Not repeated in the answer: it may be anything, of any size.
         raise RecordRejected("status must be 'success' or 'failure'")

@@ -206,8 +206,8 @@ def received_of_export(
                 model_spans += 1
             except RecordSkipped as skipped:
                 received.skipped += 1
-                if skipped.hold is not None:
-                    received.failed_holds.append(skipped.hold)
+                if skipped.customer is not None:
+                    received.failed_holds.append((skipped.hold, skipped.customer))
                 continue
             except RecordRejected as exc:
                 received.rejected.append(
@@ -244,17 +244,10 @@ def _lenient_list(message: object, name: str, proto_name: str) -> list:
     return value if isinstance(value, list) else []
 
 
-def call_of(span: SpanRead, mapping: SourceMapping, index: int) -> Call:
-    attributes = span.attributes
-    if span.failed:
-        # Not billed; the hold it names (a model call's, or its run's) released.
-        raise RecordSkipped(hold=hold_named(attributes.get(HOLD_ATTRIBUTE)))
-    if not USAGE.intersection(attributes):
-        raise RecordSkipped
-    call_id = f"{_hex_id(span.trace_id, 'traceId', TRACE_ID_BYTES)}:" + _hex_id(
-        span.span_id, "spanId", SPAN_ID_BYTES
-    )
-    customer = attributes.get(mapping.customer_from)
+def _customer_of(span: SpanRead, mapping: SourceMapping) -> str:
+    """The customer the span names: the mapping's attribute on the span, else on its
+    resource."""
+    customer = span.attributes.get(mapping.customer_from)
     if customer is None:
         customer = span.resource.get(mapping.customer_from)
     if customer is None or customer == "":
@@ -265,7 +258,25 @@ def call_of(span: SpanRead, mapping: SourceMapping, index: int) -> Call:
         )
     if isinstance(customer, int) and not isinstance(customer, bool):
         customer = str(customer)
-    customer = text_field(customer, f"customer ({mapping.customer_from})")
+    return text_field(customer, f"customer ({mapping.customer_from})")
+
+
+def call_of(span: SpanRead, mapping: SourceMapping, index: int) -> Call:
+    attributes = span.attributes
+    if span.failed:
+        # Not billed; the hold it names (a model call's, or its run's) released.
+        hold = hold_named(attributes.get(HOLD_ATTRIBUTE))
+        try:
+            customer = None if hold is None else _customer_of(span, mapping)
+        except RecordRejected:
+            customer = None
+        raise RecordSkipped(hold, customer)
+    if not USAGE.intersection(attributes):
+        raise RecordSkipped
+    call_id = f"{_hex_id(span.trace_id, 'traceId', TRACE_ID_BYTES)}:" + _hex_id(
+        span.span_id, "spanId", SPAN_ID_BYTES
+    )
+    customer = _customer_of(span, mapping)
     requested = attributes.get(REQUEST_MODEL)
     requested = None if requested in (None, "") else text_field(requested, REQUEST_MODEL)
     answered = attributes.get(RESPONSE_MODEL)

@@ -134,45 +134,45 @@ def holds_seen(*, customer_id: int, start: datetime, end: datetime, now: datetim
     )
     open_now = []
     counts: dict[str, int] = {}
-    money: dict[str, Decimal] = {}
-    credits = ZERO
     for values in found:
         hold = rawsql.instance(_SEEN_FIELDS, values)
         if hold.status == Hold.OPEN:
             open_now.append(hold)
-            if hold.held_money:
-                money[hold.currency] = money.get(hold.currency, ZERO) + hold.held_money
-            credits += hold.held_credits
             continue
         why = Hold.EXPIRED if hold.status == Hold.EXPIRED else hold.reason
         counts[why] = counts.get(why, 0) + 1
+    credits, money = kept_back((h.held_credits, h.held_money, h.currency) for h in open_now)
     return HoldsSeen(open_now, counts, money, credits)
+
+
+def kept_back(holds) -> tuple[Decimal, dict[str, Decimal]]:
+    """What open holds keep back of the wallets, from each one's (credits held,
+    money held, currency): the credits, and the money by currency (a currency only
+    where some is held)."""
+    credits = ZERO
+    money: dict[str, Decimal] = {}
+    for held_credits, held_money, currency in holds:
+        credits += held_credits
+        if held_money:
+            money[currency] = money.get(currency, ZERO) + held_money
+    return credits, money
 
 
 def held_open(*, customer_id: int, now: datetime) -> Held:
     """What the customer's holds open at `now` reserve."""
     rows = Hold.objects.filter(customer_id=customer_id, status=Hold.OPEN, expires_at__gt=now)
-    uses = []
-    credits = ZERO
-    money: dict[str, Decimal] = {}
-    for (
-        meter,
-        quantity,
-        properties,
-        held_credits,
-        held_money,
-        currency,
-        uncovered,
-    ) in rows.values_list(
-        "meter",
-        "quantity",
-        "properties",
-        "held_credits",
-        "held_money",
-        "currency",
-        "uncovered_units",
-    ).order_by("pk"):
-        uses.append(HeldUse(meter, quantity, properties, uncovered))
-        credits += held_credits
-        money[currency] = money.get(currency, ZERO) + held_money
-    return Held(tuple(uses), credits, money) if uses else NOTHING_HELD
+    found = list(
+        rows.values_list(
+            "meter",
+            "quantity",
+            "properties",
+            "uncovered_units",
+            "held_credits",
+            "held_money",
+            "currency",
+        ).order_by("pk")
+    )
+    if not found:
+        return NOTHING_HELD
+    credits, money = kept_back(row[4:] for row in found)
+    return Held(tuple(HeldUse(*row[:4]) for row in found), credits, money)

@@ -17,7 +17,6 @@ bills nothing. A hold past its expiry counts for nothing at once; the sweep
 (expire_holds, on the beat every minute) marks it expired and announces it
 (webhook `hold.expired`)."""
 
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -36,7 +35,7 @@ from billing.usage.rollups import rollup_lock
 from common.errors import Conflict, CustomerNotFound, InvalidRequest, NotFound
 from common.money import MAX_INTEGER_DIGITS, format_decimal, format_money
 from common.periods import iso
-from customers.locks import customer_lock
+from customers.locks import customer_lock, customers_lock
 from customers.models import Customer
 from plans.models import Meter
 
@@ -44,6 +43,7 @@ from plans.models import Meter
 MAX_EXPIRY_SECONDS = 86_400
 DEFAULT_EXPIRY_SECONDS = 600
 SWEEP_BATCH = 500
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -257,37 +257,74 @@ def _close(public_id: str, now: datetime, changes: dict, *, first=None) -> Hold:
 
 
 def holds_closed_by_calls(
-    *, settled: list[tuple[str, str, list[dict]]], failed: list[str], now: datetime
+    *,
+    settled: list[tuple[str, str, list[dict]]],
+    failed: list[tuple[str, str]],
+    now: datetime,
 ) -> None:
     """What a gateway's records do to the holds they name (API.md "Holds": a
-    gateway's usage settles the hold named in its metadata): `settled` holds (id,
-    the call's customer, the call's events, already stored) closed as settled with
-    what those events put on the hold's meter, no event written again; `failed`
-    holds released as failed. A hold of another customer, unknown or no longer
-    open is left as it is: the usage was billed either way (a record sent again
-    finds its hold settled)."""
-    for public_id, customer, events in settled:
-        found = Hold.objects.filter(public_id=public_id, customer__external_id=customer)
-        meter_code = found.values_list("meter", flat=True).first()
-        if meter_code is None:
-            continue
-        meter = meter_cache.by_code_frozen(meter_code)
-        if meter is None:
-            continue
-        used = sum(
-            (
-                contribution.value
-                for event in events
-                if event["event_name"] == meter.event_name
-                for contribution in contributions([meter], event["properties"])
-            ),
-            Decimal(0),
+    gateway's usage settles the hold named in its metadata), in one transaction,
+    their customers locked in id order:
+    - `settled` (hold id, the call's customer, the call's events, stored now): the
+      hold is settled with what those events put on its meter, no event written
+      again, whatever it was (open, expired, or released: a call billed is never
+      "not charged"); one settled already adds it (every call of a run that names
+      it);
+    - `failed` (hold id, the failed call's customer): the hold, if still open, is
+      released as failed; a later call naming it that is billed settles it again
+      (a retry that succeeded).
+    A hold of another customer than the call's, or unknown, is left as it is."""
+    named = {public_id for public_id, _, _ in settled} | {public_id for public_id, _ in failed}
+    if not named:
+        return
+    with transaction.atomic():
+        owners = Hold.objects.filter(public_id__in=named).values_list("customer_id", flat=True)
+        customers_lock(owners)
+        holds = {
+            hold.public_id: hold
+            for hold in Hold.objects.filter(public_id__in=named).select_related("customer")
+        }
+
+        def of(public_id: str, customer: str) -> Hold | None:
+            hold = holds.get(public_id)
+            return hold if hold is not None and hold.customer.external_id == customer else None
+
+        changed: dict[str, Hold] = {}
+        for public_id, customer in failed:
+            hold = of(public_id, customer)
+            if hold is not None and hold.status == Hold.OPEN:
+                hold.status, hold.reason, hold.closed_at = Hold.RELEASED, Hold.FAILED, now
+                changed[public_id] = hold
+        for public_id, customer, events in settled:
+            hold = of(public_id, customer)
+            if hold is None:
+                continue
+            used = _used_on(hold.meter, events)
+            if hold.status == Hold.SETTLED:
+                hold.settled_quantity = (hold.settled_quantity or ZERO) + used
+            else:
+                hold.status, hold.reason, hold.closed_at = Hold.SETTLED, "", now
+                hold.settled_quantity = used
+            changed[public_id] = hold
+        Hold.objects.bulk_update(
+            list(changed.values()), ["status", "reason", "settled_quantity", "closed_at"]
         )
-        with suppress(Conflict, NotFound):
-            _close(public_id, now, {"status": Hold.SETTLED, "settled_quantity": used})
-    for public_id in failed:
-        with suppress(Conflict, NotFound):
-            _close(public_id, now, {"status": Hold.RELEASED, "reason": Hold.FAILED})
+
+
+def _used_on(meter_code: str, events: list[dict]) -> Decimal:
+    """What these stored events put on the meter (0 for a meter gone)."""
+    meter = meter_cache.by_code_frozen(meter_code)
+    if meter is None:
+        return ZERO
+    return sum(
+        (
+            contribution.value
+            for event in events
+            if event["event_name"] == meter.event_name
+            for contribution in contributions([meter], event["properties"])
+        ),
+        ZERO,
+    )
 
 
 def _expire(hold: Hold, now: datetime) -> None:

@@ -29,9 +29,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 GPT4O_OUTPUT = {"model": "gpt-4o", "token_type": "output"}
 
 
-def hold(key: str, tokens: int) -> str:
+def hold(key: str, tokens: int, customer: str = "acme") -> str:
     response = api_client("events:write").post(
-        "/api/v1/customers/acme/holds",
+        f"/api/v1/customers/{customer}/holds",
         {"meter": "llm_tokens", "quantity": str(tokens), "properties": GPT4O_OUTPUT, "key": key},
         format="json",
     )
@@ -45,64 +45,88 @@ def outcome(public_id: str) -> tuple:
 
 
 def test_litellm_calls_settle_the_holds_their_metadata_names(sdk, live_server, s35):  # noqa: F811
+    from customers.services import customer_create
+    from tests.factories import subscribe
+
     sdk_hold = hold("run-sdk", 2_000_000)
     proxy_hold = hold("run-proxy", 2_000_000)
     failed_hold = hold("run-failed", 2_000_000)
+    retried = hold("run-retried", 2_000_000)
     untouched = hold("run-other", 1_000)
+    subscribe(customer_create(external_id="globex", name="Globex", currency="USD"), "tokens")
+    globex_hold = hold("globex-run", 1_000, customer="globex")
     secret = ApiKeyFactory(name="litellm", scopes=["events:write"]).secret
     url = f"{live_server.url}/api/v1/integrations/litellm"
     messages = [{"role": "user", "content": "hi"}]
 
-    async def session():
-        gateway = Gateway(sdk, url, secret, "json_array")
-        # The SDK: the hold in spend_logs_metadata, which litellm logs as given.
-        await sdk.acompletion(
+    async def call(hold_metadata: dict, response, user: str = "acme"):
+        return await sdk.acompletion(
             model="gpt-4o",
             messages=messages,
-            user="acme",
-            metadata={"spend_logs_metadata": {"billing_hold": sdk_hold}},
-            mock_response=mocked(
+            user=user,
+            metadata=hold_metadata,
+            mock_response=response,
+        )
+
+    def named(public_id: str) -> dict:
+        # The SDK: the hold in spend_logs_metadata, which litellm logs as given.
+        return {"spend_logs_metadata": {"billing_hold": public_id}}
+
+    async def failing(public_id: str) -> None:
+        with pytest.raises(Exception, match="provider down"):
+            await call(named(public_id), Exception("provider down"))
+
+    async def session():
+        gateway = Gateway(sdk, url, secret, "json_array")
+        await call(
+            named(sdk_hold),
+            mocked(
                 sdk, "chatcmpl-a", "gpt-4o", prompt=1_200_000, cached=200_000, completion=100_000
             ),
         )
         # The proxy: the request's own metadata, which it hands litellm as
         # metadata["metadata"] and litellm logs as requester_metadata.
-        await sdk.acompletion(
-            model="gpt-4o",
-            messages=messages,
-            user="acme",
-            metadata={"metadata": {"billing_hold": proxy_hold}},
-            mock_response=mocked(sdk, "chatcmpl-b", "gpt-4o", prompt=300_000, completion=20_000),
+        await call(
+            {"metadata": {"billing_hold": proxy_hold}},
+            mocked(sdk, "chatcmpl-b", "gpt-4o", prompt=300_000, completion=20_000),
         )
-        with pytest.raises(Exception, match="provider down"):
-            await sdk.acompletion(
-                model="gpt-4o",
-                messages=messages,
-                user="acme",
-                metadata={"spend_logs_metadata": {"billing_hold": failed_hold}},
-                mock_response=Exception("provider down"),
-            )
-        payloads = await gateway.logged(3)
+        await failing(failed_hold)
+        await failing(retried)
+        # Acme's failed call naming Globex's hold.
+        await failing(globex_hold)
+        first_payloads = await gateway.logged(5)
         first = await gateway.flush()
-        again = await gateway.flush(payloads)
-        return payloads, first, again
+        # The retry of the failed call succeeds; a second call of the first run;
+        # a call naming something that is no hold's id.
+        await call(named(retried), mocked(sdk, "chatcmpl-c", "gpt-4o", prompt=5_000, completion=0))
+        await call(named(sdk_hold), mocked(sdk, "chatcmpl-d", "gpt-4o", prompt=1_000, completion=0))
+        await call(
+            named("hold_\u0000x"), mocked(sdk, "chatcmpl-e", "gpt-4o", prompt=7, completion=0)
+        )
+        second_payloads = await gateway.logged(3)
+        second = await gateway.flush()
+        again = await gateway.flush(first_payloads + second_payloads)
+        return first_payloads, first, second, again
 
-    payloads, first, again = asyncio.run(session())
+    payloads, first, second, again = asyncio.run(session())
 
     # What litellm sent names each hold where this reads it.
-    named = {p["id"] if p["status"] == "success" else "failure": p["metadata"] for p in payloads}
-    assert named["chatcmpl-a"]["spend_logs_metadata"] == {"billing_hold": sdk_hold}
-    assert named["chatcmpl-b"]["requester_metadata"] == {"billing_hold": proxy_hold}
-    assert named["failure"]["spend_logs_metadata"] == {"billing_hold": failed_hold}
-    assert first[0] == 202 and first[1]["calls"] == 2 and first[1]["skipped"] == 1
-    assert again[0] == 202 and again[1]["duplicates"] == first[1]["accepted"]
+    metadata = {p["id"]: p["metadata"] for p in payloads if p["status"] == "success"}
+    assert metadata["chatcmpl-a"]["spend_logs_metadata"] == {"billing_hold": sdk_hold}
+    assert metadata["chatcmpl-b"]["requester_metadata"] == {"billing_hold": proxy_hold}
+    assert (first[0], first[1]["calls"], first[1]["skipped"]) == (202, 2, 3)
+    assert (second[0], second[1]["calls"], second[1]["rejected"]) == (202, 3, [])
+    assert (again[0], again[1]["accepted"]) == (202, 0)
 
-    # Settled with what each call put on the hold's meter (every token kind of
-    # llm_tokens: 1,000,000 + 200,000 cached + 100,000 out; 300,000 + 20,000).
-    assert outcome(sdk_hold) == (Hold.SETTLED, "", D("1300000"))
+    # Settled with what the calls naming each put on the hold's meter (every token
+    # kind of llm_tokens): 1,000,000 + 200,000 cached + 100,000 out, then 1,000 more;
+    # 300,000 + 20,000; the retry's 5,000 after its failed attempt released it.
+    assert outcome(sdk_hold) == (Hold.SETTLED, "", D("1301000"))
     assert outcome(proxy_hold) == (Hold.SETTLED, "", D("320000"))
+    assert outcome(retried) == (Hold.SETTLED, "", D("5000"))
     assert outcome(failed_hold) == (Hold.RELEASED, Hold.FAILED, None)
     assert outcome(untouched) == (Hold.OPEN, "", None)
+    assert outcome(globex_hold) == (Hold.OPEN, "", None)
     # Billed once, by the calls' own events: no `hold:` event written.
     events = UsageEvent.objects.filter(customer__external_id="acme")
     assert sorted(events.values_list("event_id", flat=True)) == [
@@ -111,6 +135,9 @@ def test_litellm_calls_settle_the_holds_their_metadata_names(sdk, live_server, s
         "chatcmpl-a:output",
         "chatcmpl-b:input",
         "chatcmpl-b:output",
+        "chatcmpl-c:input",
+        "chatcmpl-d:input",
+        "chatcmpl-e:input",
     ]
     usage = api_client("read").get("/api/v1/customers/acme/usage").json()
     assert usage["holds"]["not_charged"] == {"failed": 1}
