@@ -8,6 +8,8 @@ from decimal import Decimal
 from billing.models import Discount, Subscription
 from common import rawsql
 from common.money import quantize_money
+from common.vocabulary import LineKind
+from invoices.totals import invoice_totals
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -57,3 +59,21 @@ def discount_amount(
     if coupon.currency != currency:
         return ZERO
     return min(whole, coupon.amount_off)
+
+
+def discount_of(discount: Discount, *, lines: list, currency: str) -> Decimal:
+    """What `discount` takes off the period invoice made of `lines`: of its
+    subtotal, with what the period's threshold invoices billed (the lines taking
+    them off say how much) as billed earlier (discount_amount)."""
+    subtotal = invoice_totals(lines, rates=[], currency=currency).total
+    billed_earlier = -sum(
+        (
+            quantize_money(line.amount, currency)
+            for line in lines
+            if line.kind == LineKind.USAGE_INVOICED
+        ),
+        ZERO,
+    )
+    return discount_amount(
+        discount, subtotal=subtotal, currency=currency, billed_earlier=billed_earlier
+    )
