@@ -1,13 +1,18 @@
 """What a coupon takes off (the rule, once): a percent of the amount rounded
 half up once to the currency's minor unit, or an amount off in the same
-currency, never more than the amount. The close writes it as a discount line
-(billing.invoicing.discounts); usage reads project it (billing.usage.priced)."""
+currency, never more than the amount; and each line's share of it, as the
+invoice writer stamps it. The close writes it as a discount line
+(billing.invoicing.discounts); the period statement takes each period's share
+of it (billing.usage.statement: the spend, /usage, the portal, the dashboard)."""
 
+from datetime import datetime
 from decimal import Decimal
 
 from billing.models import Discount, Subscription
 from common import rawsql
 from common.money import quantize_money
+from common.vocabulary import LineKind
+from invoices.totals import discount_shares, invoice_totals
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -26,6 +31,20 @@ def running_discount(subscription: Subscription) -> Discount | None:
     if not found:
         return None
     return Discount.objects.select_related("coupon").filter(pk=found[0]).first()
+
+
+_TOUCHING = (
+    "SELECT id FROM billing_discount WHERE subscription_id = %s "
+    "AND (ended_at IS NULL OR ended_at >= %s) LIMIT 1"
+)
+
+
+def discounts_touch(subscription: Subscription, *, start: datetime) -> bool:
+    """Whether a discount of the subscription may take a share of the period
+    that starts at `start`: one running, or one ended since (the close that
+    began the period applied it to the period's fees in advance, then ended it).
+    Found by fixed SQL: a spend read asks it, and most have none."""
+    return bool(rawsql.ids(_TOUCHING, [subscription.pk, start], ahead=True))
 
 
 def running_discount_none(subscription_ids: list[int]) -> dict:
@@ -57,3 +76,34 @@ def discount_amount(
     if coupon.currency != currency:
         return ZERO
     return min(whole, coupon.amount_off)
+
+
+def discount_of(discount: Discount, *, lines: list, currency: str) -> Decimal:
+    """What `discount` takes off the period invoice made of `lines`: of its
+    subtotal, with what the period's threshold invoices billed (the lines taking
+    them off say how much) as billed earlier (discount_amount)."""
+    subtotal = invoice_totals(lines, rates=[], currency=currency).total
+    billed_earlier = -sum(
+        (
+            quantize_money(line.amount, currency)
+            for line in lines
+            if line.kind == LineKind.USAGE_INVOICED
+        ),
+        ZERO,
+    )
+    return discount_amount(
+        discount, subtotal=subtotal, currency=currency, billed_earlier=billed_earlier
+    )
+
+
+def discount_shares_of(discount: Discount, *, lines: list, currency: str) -> list[Decimal]:
+    """Each of `lines`' share of what `discount` takes off the period invoice made
+    of them (discount_of), positive, as the invoice writer stamps it when it
+    writes them with the discount line after them (invoices.totals.discount_shares,
+    the one share rule): zeros when it takes nothing off."""
+    amount = discount_of(discount, lines=lines, currency=currency)
+    amounts = invoice_totals(lines, rates=[], currency=currency).amounts
+    kinds = [line.kind for line in lines]
+    return discount_shares([*kinds, LineKind.DISCOUNT], [*amounts, -amount], currency=currency)[
+        : len(lines)
+    ]

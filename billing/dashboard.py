@@ -25,7 +25,6 @@ from django.utils.translation import gettext
 
 from billing.admin.margins_so_far import margin_tile, may_view_margins, report_currency_choices
 from billing.admin.outbound_pause import outbound_pause_banner
-from billing.invoicing.discounts import projected_discount
 from billing.models import Discount, Subscription, SubscriptionChange
 from billing.usage.metering import meter_cache
 from billing.usage.priced import usage_summary
@@ -99,7 +98,8 @@ class Projection:
     usage: Decimal = ZERO
     # Subscriptions whose usage is priced but was not rated (over the limit).
     unrated: int = 0
-    # What running discounts (coupons) will take off the closing invoices.
+    # The periods' own lines' share of their discounts (PeriodStatement.discount):
+    # of their fees in advance as stamped, of their closing invoices projected.
     discounts: Decimal = ZERO
 
     @property
@@ -250,7 +250,15 @@ RATED_ALONE = (
         )
     )
     | ~Q(overrides={})
-    | Q(Exists(Discount.objects.filter(subscription=OuterRef("pk"), ended_at__isnull=True)))
+    # A running discount, or one that took its share of the period's fees in
+    # advance before it ended (at the close before).
+    | Q(
+        Exists(
+            Discount.objects.filter(subscription=OuterRef("pk")).filter(
+                Q(ended_at__isnull=True) | Q(ended_at__gte=OuterRef("current_period_start"))
+            )
+        )
+    )
 )
 
 
@@ -263,8 +271,9 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
     balance) is revenue of the purchases that funded it, not projected here.
 
     A subscription whose version prices usage, whose plan or seats changed in
-    the period, or that has a deal or a running discount, is projected one by
-    one at what usage_summary projects for it (less its projected discount),
+    the period, or that has a deal or a discount (running, or ended at its
+    period's start), is projected one by one at what usage_summary projects for
+    it, net of its lines' share of the discount (PeriodStatement.net),
     the figures /usage and the portal show:
     after a plan change, the part of the period before it at the earlier
     version's fees and invoiced usage, and the usage since it at the current
@@ -363,9 +372,9 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
             spec = specs[subscription.version_id]
             projection = of(spec.currency)
             projected = summary.projected.total
-            projection.discounts += projected_discount(
-                subscription=subscription, summary=summary, start=subscription.current_period_start
-            )
+            # The period's own lines' share, as its invoices are stamped: the
+            # discount on the next period's fees in advance is the next period's.
+            projection.discounts += summary.projected.discount
             if _is_usage_priced(spec):
                 known = summary.statement.known
                 projection.committed += known

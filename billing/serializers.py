@@ -370,6 +370,12 @@ class UsageSerializer(serializers.Serializer):
     lines = UsageLineSerializer(many=True)
     base_fee = DecimalString(allow_null=True)
     subtotal = DecimalString(allow_null=True)
+    discount = DecimalString(
+        allow_null=True,
+        help_text="The period's own lines' share of the discount at the usage so far: of its "
+        "fees billed in advance, as stamped, and of the closing invoice's lines for it. What "
+        "the spend limit and the budget count is what the period bills less this.",
+    )
     projected_total = DecimalString(
         allow_null=True,
         help_text="The period's fees and usage so far extended to its end, before discount "
@@ -379,6 +385,17 @@ class UsageSerializer(serializers.Serializer):
         allow_null=True,
         help_text="What the running discount (a coupon) will take off the invoice closing "
         "the current period, estimated on projected_total; 0.00 without one.",
+    )
+    projected_period_discount = DecimalString(
+        allow_null=True,
+        help_text="Of the discounts, the share of the period's own lines: those of its fees "
+        "billed in advance, as stamped, and of the closing invoice's lines for the period "
+        "(not of the next period's fees it bills in advance).",
+    )
+    projected_after_discount = DecimalString(
+        allow_null=True,
+        help_text="projected_total less projected_period_discount: what the period's invoices "
+        "bill for it, what the spend limit and the budget count.",
     )
 
 

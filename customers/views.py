@@ -496,7 +496,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
         else None,
         "projected_total": money(summary.projected.total) if summary else None,
         "projected_after_discount": money(usage.projected_after_discount)
-        if usage and usage.projected_discount
+        if summary and summary.projected.discount
         else None,
         "wallets": [
             {

@@ -17,13 +17,10 @@ from django.db import transaction
 
 from billing.coupon_rule import running_discount_none
 from billing.invoicing.commit_true_ups import commit_true_ups_write
-from billing.invoicing.discounts import closing_lines, discounts_end, period_discount_lines
+from billing.invoicing.discounts import discounts_end, period_discount_lines
 from billing.invoicing.period_lines import (
     bill_usage,
     late_usage_lines,
-    line_inputs,
-    next_period,
-    overrides_next,
     record_billed,
 )
 from billing.locks import subscription_lock, subscriptions_lock
@@ -31,7 +28,14 @@ from billing.models import Subscription
 from billing.notifications.entitlements import entitlements_announce, entitlements_of
 from billing.usage.billed_parts import threshold_billed_none
 from billing.usage.metering import meter_cache
-from billing.usage.period_fees import proration_text, remaining_fraction
+from billing.usage.period_fees import (
+    closing_lines,
+    line_inputs,
+    next_period,
+    overrides_next,
+    proration_text,
+    remaining_fraction,
+)
 from common import customer_text, rawsql
 from common.aborts import retried_when_aborted
 from common.errors import Conflict

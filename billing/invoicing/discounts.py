@@ -15,19 +15,16 @@ from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
-from billing.coupon_rule import discount_amount, running_discount
-from billing.invoicing.period_lines import next_period_fixed_lines
+from billing.coupon_rule import discount_of, running_discount
 from billing.models import Discount, Subscription
+from billing.usage.period_fees import closing_lines
 from billing.usage.priced import UsageSummary
 from billing.usage.summary import PeriodUsage
 from common import customer_text
-from common.money import quantize_money
 from common.vocabulary import LineKind
-from invoices.totals import invoice_totals
 from plans.rating import LineInput
 
 ZERO = Decimal(0)
-USAGE_INVOICED = LineKind.USAGE_INVOICED
 
 
 def _description(discount: Discount, currency: str) -> str:
@@ -67,32 +64,6 @@ def period_discount_lines(
             amount=-amount,
         )
     ]
-
-
-def closing_lines(*, subscription: Subscription, lines: list[LineInput]) -> list[LineInput]:
-    """What the invoice closing the subscription's current period bills before
-    its discount, from `lines` (the period statement's closing lines, and the
-    close's late usage): those, then the next period's fixed fees in advance (at
-    the version it runs on next), none when the subscription ends with the
-    period. The close writes them and the projection discounts them alike."""
-    if subscription.cancel_at_period_end:
-        return list(lines)
-    version = subscription.scheduled_version or subscription.version
-    return [*lines, *next_period_fixed_lines(subscription=subscription, version=version)]
-
-
-def discount_of(discount: Discount, *, lines: list[LineInput], currency: str) -> Decimal:
-    """What `discount` takes off the period invoice made of `lines`: of its
-    subtotal, with what the period's threshold invoices billed (the lines taking
-    them off say how much) as billed earlier (billing.coupon_rule.discount_amount)."""
-    subtotal = invoice_totals(lines, rates=[], currency=currency).total
-    billed_earlier = -sum(
-        (quantize_money(line.amount, currency) for line in lines if line.kind == USAGE_INVOICED),
-        ZERO,
-    )
-    return discount_amount(
-        discount, subtotal=subtotal, currency=currency, billed_earlier=billed_earlier
-    )
 
 
 def discounts_end(*, subscription: Subscription, at: datetime) -> None:

@@ -18,7 +18,6 @@ from billing.usage.breakdowns import ADDITIVE, top_and_rest, usage_groups
 from billing.usage.metering import meter_cache
 from billing.usage.statement import COMMIT_BILLED, meter_names, period_statement, usage_part
 from common import customer_text, rawsql
-from common.periods import period_containing
 from common.vocabulary import LineKind
 from plans import rating
 from plans.commit_drawdown import CommitDraw
@@ -28,17 +27,6 @@ from plans.validation import VersionSpec
 from wallets.commits import commit_draw_record
 
 ONE = Decimal(1)
-
-
-def version_name(version) -> str:
-    """The plan with its version, 'Chat Growth (v2)': where two versions of a plan
-    meet on one invoice (a plan change), each side says which it is."""
-    return _("{plan} (v{number})").format(plan=version.plan.name, number=version.number)
-
-
-def line_inputs(rated: list[LineInput], start=None, end=None) -> list[LineInput]:
-    """The rated lines, for the service period [start, end)."""
-    return [replace(r, period_start=start, period_end=end) for r in rated]
 
 
 def with_breakdowns(
@@ -182,53 +170,6 @@ def late_usage_lines(
         )
         rated_again_record(rated)
     return lines
-
-
-def overrides_next(subscription: Subscription, version) -> dict:
-    """The overrides of the subscription's next period on `version`: those set
-    for it, else the current ones while the version stays; a move to another
-    version drops them unless it repeats them (it sets those for the next
-    period)."""
-    if version.pk != (subscription.scheduled_version_id or subscription.version_id):
-        return {}  # a preview of a move elsewhere
-    if subscription.next_overrides is not None:
-        return subscription.next_overrides
-    return subscription.overrides if version.pk == subscription.version_id else {}
-
-
-def next_period(
-    subscription: Subscription, spec: VersionSpec, *, after: datetime | None = None
-) -> tuple[datetime, datetime]:
-    """The period of the subscription's schedule (on `spec`'s interval, in the
-    customer's zone) that starts at `after`, a period boundary: by default its
-    current period's end."""
-    return period_containing(
-        subscription.anchor_at,
-        customer_text.customer_zone(subscription.customer),
-        interval=spec.interval,
-        calendar_aligned=subscription.billing_anchor == Subscription.CALENDAR,
-        moment=subscription.current_period_end if after is None else after,
-    )
-
-
-def next_period_fixed_lines(*, subscription: Subscription, version) -> list[LineInput]:
-    """The fixed fees (base fee, seats) of the period after the current one on
-    `version`, as the close bills them in advance. Reads only: a migration at
-    period end previews these."""
-    spec = terms_spec(version=version, overrides=overrides_next(subscription, version))
-    start, end = next_period(subscription, spec)
-    # The period's invoice carries the version being left too (its usage): the
-    # fees of another version of the same plan say which version they are.
-    current = subscription.version
-    versions_meet = version.pk != current.pk and version.plan_id == current.plan_id
-    fixed = rating.fixed_lines(
-        spec,
-        plan_name=version_name(version) if versions_meet else version.plan.name,
-        seats=subscription.seats,
-        label=customer_text.period(start, end, customer_text.customer_zone(subscription.customer)),
-    )
-    # Priced by `version`, which the subscription moves to only after the invoice is written.
-    return [replace(line, version=version) for line in line_inputs(fixed, start, end)]
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Q
 
-from billing.invoicing.period_lines import line_inputs
 from billing.locks import subscription_lock
 from billing.models import BilledPeriod, Subscription, ThresholdBilling
 from billing.usage.billed_parts import ThresholdBilled
+from billing.usage.period_fees import line_inputs
 from billing.usage.statement import period_statement
 from common import customer_text
 from common.errors import Conflict

@@ -17,7 +17,6 @@ from django.db.models import F
 from django.utils import translation
 from django.utils.translation import gettext
 
-from billing.invoicing.period_lines import next_period_fixed_lines
 from billing.invoicing.unused_time import plan_unused_credit
 from billing.locks import plan_migration_item_lock, plan_migration_lock, subscription_lock
 from billing.models import (
@@ -33,6 +32,7 @@ from billing.subscriptions.lifecycle import (
 from billing.usage.metering import (
     meter_cache,
 )
+from billing.usage.period_fees import next_period_fixed_lines
 from common.admin_forms import money_text
 from common.customer_text import DEFAULT_LANGUAGE, day_time
 from common.errors import BillingError, Conflict, InvalidRequest

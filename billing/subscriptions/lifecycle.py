@@ -15,7 +15,6 @@ from billing.invoicing.period_lines import (
     bill_usage,
     record_billed,
     usage_so_far,
-    version_name,
 )
 from billing.invoicing.unused_time import (
     CANCEL,
@@ -40,7 +39,12 @@ from billing.subscriptions.checks import (
     subscription_create_check,
 )
 from billing.subscriptions.deals import overrides_check
-from billing.usage.period_fees import proration_text, remaining_fraction, seats_held
+from billing.usage.period_fees import (
+    proration_text,
+    remaining_fraction,
+    seats_held,
+    version_name,
+)
 from common import customer_text
 from common.customer_text import customer_zone
 from common.errors import Conflict, InvalidRequest

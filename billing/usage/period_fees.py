@@ -6,6 +6,7 @@ written; none at all in a trial. The period statement (billing.usage.statement)
 adds these up, and the invoices that write them (the start, the close, a plan
 change, a cancel) take each rule from here."""
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -14,8 +15,10 @@ from django.utils.translation import gettext as _
 from billing.models import Subscription, SubscriptionChange
 from common import customer_text, rawsql
 from common.money import quantize_money
-from common.periods import period_share
+from common.periods import period_containing, period_share
 from common.vocabulary import LineKind
+from plans import rating
+from plans.overrides import terms_spec
 from plans.rating import LineInput
 from plans.validation import VersionSpec
 
@@ -138,3 +141,73 @@ def seat_change_lines(
             )
         )
     return lines
+
+
+def version_name(version) -> str:
+    """The plan with its version, 'Chat Growth (v2)': where two versions of a plan
+    meet on one invoice (a plan change), each side says which it is."""
+    return _("{plan} (v{number})").format(plan=version.plan.name, number=version.number)
+
+
+def line_inputs(rated: list[LineInput], start=None, end=None) -> list[LineInput]:
+    """The rated lines, for the service period [start, end)."""
+    return [replace(r, period_start=start, period_end=end) for r in rated]
+
+
+def overrides_next(subscription: Subscription, version) -> dict:
+    """The overrides of the subscription's next period on `version`: those set
+    for it, else the current ones while the version stays; a move to another
+    version drops them unless it repeats them (it sets those for the next
+    period)."""
+    if version.pk != (subscription.scheduled_version_id or subscription.version_id):
+        return {}  # a preview of a move elsewhere
+    if subscription.next_overrides is not None:
+        return subscription.next_overrides
+    return subscription.overrides if version.pk == subscription.version_id else {}
+
+
+def next_period(
+    subscription: Subscription, spec: VersionSpec, *, after: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The period of the subscription's schedule (on `spec`'s interval, in the
+    customer's zone) that starts at `after`, a period boundary: by default its
+    current period's end."""
+    return period_containing(
+        subscription.anchor_at,
+        customer_text.customer_zone(subscription.customer),
+        interval=spec.interval,
+        calendar_aligned=subscription.billing_anchor == Subscription.CALENDAR,
+        moment=subscription.current_period_end if after is None else after,
+    )
+
+
+def next_period_fixed_lines(*, subscription: Subscription, version) -> list[LineInput]:
+    """The fixed fees (base fee, seats) of the period after the current one on
+    `version`, as the close bills them in advance. Reads only: a migration at
+    period end previews these."""
+    spec = terms_spec(version=version, overrides=overrides_next(subscription, version))
+    start, end = next_period(subscription, spec)
+    # The period's invoice carries the version being left too (its usage): the
+    # fees of another version of the same plan say which version they are.
+    current = subscription.version
+    versions_meet = version.pk != current.pk and version.plan_id == current.plan_id
+    fixed = rating.fixed_lines(
+        spec,
+        plan_name=version_name(version) if versions_meet else version.plan.name,
+        seats=subscription.seats,
+        label=customer_text.period(start, end, customer_text.customer_zone(subscription.customer)),
+    )
+    # Priced by `version`, which the subscription moves to only after the invoice is written.
+    return [replace(line, version=version) for line in line_inputs(fixed, start, end)]
+
+
+def closing_lines(*, subscription: Subscription, lines: list[LineInput]) -> list[LineInput]:
+    """What the invoice closing the subscription's current period bills before
+    its discount, from `lines` (the period statement's closing lines, and the
+    close's late usage): those, then the next period's fixed fees in advance (at
+    the version it runs on next), none when the subscription ends with the
+    period. The close writes them and the statement shares their discount alike."""
+    if subscription.cancel_at_period_end:
+        return list(lines)
+    version = subscription.scheduled_version or subscription.version
+    return [*lines, *next_period_fixed_lines(subscription=subscription, version=version)]

@@ -63,8 +63,10 @@ class Spend:
 
     @cached_property
     def total(self) -> Decimal:
-        # Kept: a check compares it with the spend limit and the budget.
-        return self.statement.total + self.drawn
+        """What the period's invoices bill for it, net of its share of the
+        discount (PeriodStatement.net), and what the balance paid: what a check
+        compares with the spend limit and the budget."""
+        return self.statement.net + self.drawn
 
 
 def period_spend(**kwargs) -> Decimal:
@@ -84,8 +86,9 @@ def spend_statement(
     (billing.usage.statement.period_statement: the fees billed in advance at the
     seats held at each moment, the seat changes, the parts before an immediate
     plan change, the usage of the part under way priced as the close will price
-    it with any minimum commitment true-up, what a commit pays), so that the
-    spend is what the period's invoices bill; and the money its prepaid balance
+    it with any minimum commitment true-up, what a commit pays, its lines' share
+    of the discount), so that the spend is what the period's invoices bill for
+    it, net of that share; and the money its prepaid balance
     paid for usage, which no invoice bills (spend_adding: with more usage).
     `quantities` (meter code -> quantity of the part under way) and
     `combinations` (the rate cards', as usage_combinations_by_meter reads them)
@@ -116,6 +119,7 @@ def spend_statement(
         spec=version,
         quantities=quantities,
         combinations=combinations,
+        discounted=True,
     )
     drawn = wallet_selectors.money_drawn(
         customer_id=subscription.customer_id, currency=version.currency, start=start, end=end
@@ -171,7 +175,8 @@ def usage_summary(
     threshold invoices billed since); the subtotal (the period's fixed fees and
     all its usage so far, invoiced or not) and the projected total (the same
     statement with the usage not invoiced extended linearly to the period's
-    end, with any true-up)."""
+    end, with any true-up); each with its lines' share of the discount
+    (PeriodStatement.discount, .net)."""
     usage_from = part_from(subscription, start=start, end=end)
     lines = usage_lines(
         customer_id=subscription.customer_id, subscription=subscription, start=usage_from, end=end
@@ -182,6 +187,7 @@ def usage_summary(
         end=end,
         quantities={line.meter: line.quantity for line in lines},
         drafts=True,
+        discounted=True,
     )
     # What is counted is this many times its part gone so far (by the second).
     scale = Decimal(1)

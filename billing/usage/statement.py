@@ -3,7 +3,9 @@ moment. Its fixed fees (billed in advance: each part of the period at its own
 version, none in a trial), the usage of the part under way priced per charge
 with the minimum commitment true-up and what wallets could not pay for, the
 usage of the parts before an immediate plan change (on its invoice), what the
-part's threshold invoices billed already, and the tax it would carry.
+part's threshold invoices billed already, its lines' share of the discount
+(asked for: the spend and every figure after discount), and the tax it would
+carry.
 
 The close writes it as invoice lines (billing.invoicing.period_lines), /usage,
 the portal and the admin show it (billing.usage.priced), and the same
@@ -16,17 +18,21 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 from functools import cached_property
 
-from billing.models import BilledPeriod, Subscription
+from django.utils.translation import gettext as _
+
+from billing.coupon_rule import discount_shares_of, discounts_touch, running_discount
+from billing.models import BilledPeriod, Discount, Subscription
 from billing.usage.billed_parts import (
     DraftBilled,
     ThresholdBilled,
+    discount_taken,
     drafts_billed,
     earlier_parts,
     threshold_billed,
 )
 from billing.usage.breakdowns import usage_combinations
 from billing.usage.metering import meter_cache
-from billing.usage.period_fees import seat_change_lines, seat_changes, seats_at
+from billing.usage.period_fees import closing_lines, seat_change_lines, seat_changes, seats_at
 from billing.usage.reads import usage_quantities
 from common.periods import period_share
 from common.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
@@ -250,6 +256,16 @@ def usage_part(
     )
 
 
+@dataclass(frozen=True)
+class ClosingDiscount:
+    """The running discount the invoice closing the current period will take, and
+    what that invoice bills beyond the period's own lines (the next period's fees
+    in advance): the share of it of those fees is the next period's."""
+
+    discount: Discount
+    beyond: tuple[LineInput, ...]
+
+
 def _total(lines: Iterable[LineInput]) -> Decimal:
     return sum((line.amount for line in lines), ZERO)
 
@@ -288,6 +304,11 @@ class PeriodStatement:
     # The customer's commit over the period, as it stood: the part's usage of its
     # meters draws from it (prepaid) or counts toward it (postpaid).
     commit_terms: CommitTerms | None = None
+    # Read only when asked for (period_statement's `discounted`): the discount
+    # shares stamped on its lines written already (its fees billed in advance),
+    # and the running discount the invoice closing it will take.
+    discount_taken: Decimal = ZERO
+    closing_discount: ClosingDiscount | None = None
 
     @cached_property
     def commit(self) -> CommitDraw | None:
@@ -471,9 +492,44 @@ class PeriodStatement:
         ]
         return [*usage, *self.seat_changes, *self.thresholds.lines()]
 
+    @cached_property
+    def discount(self) -> Decimal:
+        """What the discounts take off the period's own lines, positive: the
+        shares stamped on its lines written already, and the running discount's
+        shares of the lines the invoice closing it bills for it (invoice_lines),
+        by the share rule the invoice writer stamps (billing.coupon_rule.
+        discount_shares_of). The share of the next period's fees in advance on
+        that invoice is the next period's. Zero unless read (`discounted`)."""
+        taken = self.discount_taken
+        closing = self.closing_discount
+        if closing is not None:
+            own = self.invoice_lines()
+            shares = discount_shares_of(
+                closing.discount, lines=[*own, *closing.beyond], currency=self.currency
+            )
+            taken += sum(shares[: len(own)], ZERO)
+        return taken
+
+    @property
+    def discount_lines(self) -> list[LineInput]:
+        """The discount as a line of the statement (none without one)."""
+        if not self.discount:
+            return []
+        return [LineInput(LineKind.DISCOUNT, _("Discount"), None, Decimal(1), None, -self.discount)]
+
+    @property
+    def net(self) -> Decimal:
+        """What the period's invoices bill for it, net of its discount, before tax:
+        `total` less `discount` (the spend a check counts, the dashboard's
+        projection, /usage's after discount)."""
+        return self.total - self.discount
+
     def totals(self, rates: list) -> InvoiceTotals:
-        """The period's totals with the tax it would carry at `rates`."""
-        return invoice_totals(self.lines, rates=rates, currency=self.currency)
+        """The period's totals with the tax it would carry at `rates`, its
+        discount line taken off before tax."""
+        return invoice_totals(
+            [*self.lines, *self.discount_lines], rates=rates, currency=self.currency
+        )
 
 
 def statement_of(
@@ -535,12 +591,15 @@ def period_statement(
     quantities: dict[str, Decimal] | None = None,
     combinations: dict[str, dict[Combination, Decimal]] | None = None,
     drafts: bool = False,
+    discounted: bool = False,
 ) -> PeriodStatement:
     """The statement of the subscription's period [start, end) as of `until` (by
     default its end): at its current terms, or `spec` (other prices); its usage
     as stored, or `quantities` (by meter code) of the part under way, with its
     rate cards' `combinations` when the caller has them. With `drafts`, what of
-    it the drafts bill, not issued yet (for a person to read)."""
+    it the drafts bill, not issued yet (for a person to read). With
+    `discounted`, its discount (PeriodStatement.discount): what the spend and
+    every figure after discount read; the close writes its own."""
     spec = spec or subscription_spec(subscription)
     until = until or end
     current = (start, end) == (subscription.current_period_start, subscription.current_period_end)
@@ -586,6 +645,13 @@ def period_statement(
     thresholds = threshold_billed(
         subscription=subscription, period_start=start, usage_from=usage_from
     )
+    taken, closing = ZERO, None
+    if discounted and discounts_touch(subscription, start=start):
+        taken = discount_taken(subscription=subscription, start=start, end=end)
+        discount = running_discount(subscription) if current else None
+        if discount is not None:
+            beyond = closing_lines(subscription=subscription, lines=[])
+            closing = ClosingDiscount(discount, tuple(beyond))
     return PeriodStatement(
         start,
         end,
@@ -600,4 +666,6 @@ def period_statement(
         commit_terms=commit_terms(customer_id=subscription.customer_id, start=start, end=end),
         earlier_seat_changes=tuple(earlier_seats),
         seat_changes=tuple(part_seats),
+        discount_taken=taken,
+        closing_discount=closing,
     )

@@ -54,7 +54,10 @@ class PeriodUsage:
 
     @property
     def projected_after_discount(self) -> Decimal | None:
-        return self.summary.projected.total - self.projected_discount if self.summary else None
+        """What the period's invoices will bill for it, net of its lines' share of
+        the discount (the projected statement's net): not the discount on the
+        next period's fees the closing invoice bills in advance too."""
+        return self.summary.projected.net if self.summary else None
 
 
 def period_usage(*, customer, subscription, start: datetime, end: datetime, now: datetime):
@@ -161,10 +164,17 @@ def usage_body(usage: PeriodUsage) -> dict:
         ],
         "base_fee": money(statement.part.spec.base_fee) if statement else None,
         "subtotal": money(statement.subtotal) if statement else None,
+        # The period's own lines' share of the discount, at the usage so far (its
+        # statement's discount line): the spend is what it bills less this.
+        "discount": money(statement.discount) if statement else None,
         "projected_total": money(summary.projected.total) if summary else None,
         # What a running discount (coupon) will take off the invoice closing the
         # period, estimated on projected_total; "0.00" without one.
         "projected_discount": money(usage.projected_discount) if summary else None,
+        # The period's own lines' share of the discount (its statement's discount
+        # line, projected), and projected_total net of it: what its invoices bill.
+        "projected_period_discount": money(summary.projected.discount) if summary else None,
+        "projected_after_discount": money(summary.projected.net) if summary else None,
         "commit": commit_body(statement.commit, money) if statement and statement.commit else None,
         "holds": holds_body(usage.holds, money) if usage.holds else None,
     }

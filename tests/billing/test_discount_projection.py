@@ -1,7 +1,10 @@
-"""A running discount in the mid-period figures (issue 17): /usage, the portal and
-the dashboard's projected revenue state what the close will bill after it, and
-the discount the close then writes is the one projected; ending a discount
-early (DELETE /subscriptions/{id}/discounts) stops both."""
+"""A running discount in the mid-period figures (issue 17): /usage states what the
+close will take off the invoice closing the period, and the discount the close
+then writes is the one projected; the portal's figure after the discount and the
+dashboard's projected revenue are the period's own lines net of their share of
+it (issue 93: the share of the next period's fees in advance is the next
+period's); ending a discount early (DELETE /subscriptions/{id}/discounts) stops
+both."""
 
 from datetime import UTC, datetime
 from decimal import Decimal as D
@@ -76,13 +79,14 @@ def coupon(code: str, **terms):
 
 def figures_on(api, client, customer, at: datetime) -> tuple[str, str, str | None, D]:
     """(projected_total, projected_discount) from /usage, the portal's figure
-    after the discount, and the dashboard's projected USD revenue."""
+    after the discount (/usage's too), and the dashboard's projected USD revenue."""
     with time_machine.travel(at, tick=False):
         usage = api.get("/api/v1/customers/acme/usage").json()
         token = portal_session_create(customer=customer, now=at).token
         page = client.get(f"/portal/{token}/")
     projected, _ = dashboard.projected_revenue(now=at)
     (usd,) = projected
+    assert page.context["projected_after_discount"] in (None, usage["projected_after_discount"])
     return (
         usage["projected_total"],
         usage["projected_discount"],
@@ -95,9 +99,11 @@ def test_a_percent_discount_is_projected_as_the_close_then_writes_it(api, client
     """By 16 Nov, 400 prompts in 15 of 30 days project to 800: 700 beyond at 0.10
     = 70.00, with the 50.00 fee 120.00. The invoice closing November will carry
     that usage and December's 50.00 fee: 20% of 120.00 is 24.00 off, 96.00 after
-    it. The close then bills November's actual usage (300 beyond: 30.00) and
-    December's fee: 80.00, of which 20% is 16.00 off: the projection's rule, on
-    the amounts the close knows."""
+    it, of which 14.00 is November's usage's share and 10.00 December's fee's:
+    November bills 50.00 + 70.00 - 14.00 = 106.00 after it. The close then bills
+    November's actual usage (300 beyond: 30.00) and December's fee: 80.00, of
+    which 20% is 16.00 off: the projection's rule, on the amounts the close
+    knows."""
     # given
     coupon("LAUNCH20", percent_off=D("20"))
     with time_machine.travel(NOV_15, tick=False):
@@ -112,9 +118,9 @@ def test_a_percent_discount_is_projected_as_the_close_then_writes_it(api, client
     seen = figures_on(api, client, acme.customer, NOV_16)
 
     # then
-    assert seen == ("120.00", "24.00", "96.00", D("96.00"))
+    assert seen == ("120.00", "24.00", "106.00", D("106.00"))
     (usd,) = dashboard.projected_revenue(now=NOV_16)[0]
-    assert usd.discounts == D("24.00")
+    assert usd.discounts == D("14.00")
 
     # when: the close
     periods_close(as_of=DEC_1)
@@ -128,14 +134,20 @@ def test_a_percent_discount_is_projected_as_the_close_then_writes_it(api, client
     )
 
 
-def test_an_amount_off_larger_than_the_projection_projects_zero(api, client, acme):
+def test_an_amount_off_larger_than_the_closing_invoice_takes_all_of_it(api, client, acme):
     # given
     coupon("BIG", amount_off=D("500.00"), currency="USD")
     with time_machine.travel(NOV_15, tick=False):
         api.post(f"/api/v1/subscriptions/{acme.pk}/discounts", {"coupon": "BIG"}, format="json")
 
-    # when / then: never below zero
-    assert figures_on(api, client, acme.customer, NOV_16) == ("120.00", "120.00", "0.00", D("0.00"))
+    # when / then: never below zero: the closing invoice's 70.00 of usage and
+    # December's 50.00 all taken off; November's fee, on its start invoice, stands
+    assert figures_on(api, client, acme.customer, NOV_16) == (
+        "120.00",
+        "120.00",
+        "50.00",
+        D("50.00"),
+    )
 
 
 def test_without_a_discount_nothing_is_projected_off(api, client, acme):

@@ -314,6 +314,7 @@ def billed(
     by=None,
     drafts=None,
     meter: str | None = None,
+    net: bool = False,
 ) -> D:
     """What the subscription's invoices (written by `by`, all by default) billed
     for service in [start, end): each line whose service period lies in it, less
@@ -321,7 +322,8 @@ def billed(
     time of an immediate change (billing.invoicing.unused_time); with `drafts`
     True only the drafts' lines, False only the issued invoices' (a credit note
     is only ever against an issued one); with `meter`, only what its usage lines
-    bill (before a commit pays for them)."""
+    bill (before a commit pays for them); `net`, less each line's share of its
+    invoice's discount as stamped."""
     lines = InvoiceLine.objects.filter(
         invoice__subscription=subscription,
         period_start__gte=start,
@@ -341,6 +343,8 @@ def billed(
     elif drafts is False:
         lines = lines.exclude(invoice__status=Invoice.DRAFT)
     charged = sum(lines.values_list("amount", flat=True), D(0))
+    if net:
+        charged -= sum(lines.values_list("discount_share", flat=True), D(0))
     return charged - sum(credited.values_list("amount", flat=True), D(0))
 
 
@@ -371,10 +375,12 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
         token = portal_session_create(customer=customer, now=at).token
         page = client.get(f"/portal/{token}/")
     (projection,) = dashboard.projected_revenue(now=at)[0]
-    # and a check under a hard spend limit a cent above that subtotal: it counts
-    # the spend before the use as the subtotal, so 0.01 is left
+    # what the period bills so far, net of its lines' share of the discount
+    spent = D(usage["subtotal"]) - D(usage["discount"])
+    # and a check under a hard spend limit a cent above that: it counts the spend
+    # before the use as that, so 0.01 is left
     Customer.objects.filter(pk=customer.pk).update(
-        spend_limit=D(usage["subtotal"]) + D("0.01"), spend_limit_mode="hard"
+        spend_limit=spent + D("0.01"), spend_limit_mode="hard"
     )
     with time_machine.travel(at, tick=False):
         check = api.post(
@@ -384,9 +390,7 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
         ).json()
     # and a spend limit (soft) of exactly what /usage says is spent alerts once
     # it is reached, not only once passed, with what was spent
-    Customer.objects.filter(pk=customer.pk).update(
-        spend_limit=D(usage["subtotal"]), spend_limit_mode="soft"
-    )
+    Customer.objects.filter(pk=customer.pk).update(spend_limit=spent, spend_limit_mode="soft")
     spend_alerts = usage_alerts_check(customer_ids=[customer.pk], now=at)
     spend_alerts = [a for a in spend_alerts if a.kind == Alert.SPEND_LIMIT]
 
@@ -398,9 +402,10 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
     invoiced, upcoming = (D(page.context[figure] or "0") for figure in ("invoiced", "upcoming"))
     assert invoiced == billed(subscription, start, end, by=at, drafts=False)
     assert upcoming == billed(subscription, start, end, by=at, drafts=True)
-    # and the dashboard projects what /usage projects, its discount taken off
-    projected_discount = D(usage["projected_discount"] or "0")
-    assert projection.total == D(usage["projected_total"]) - projected_discount
+    # and the dashboard projects what /usage projects, net of the period's own
+    # lines' share of the discount (not of the next period's fees in advance)
+    assert projection.total == D(usage["projected_after_discount"])
+    assert projection.total == D(usage["projected_total"]) - D(usage["projected_period_discount"])
 
     if case.one_version and not case.commit:
         spec = subscription_spec(subscription)
@@ -425,11 +430,11 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
             )
         assert simulated.current_total == simulated.simulated_total == so_far
 
-    # and the budget, the spend alert and the cap count what the period bills
-    # (before its discount): what /usage calls its subtotal
-    assert limits["budget"]["spent"] == usage["subtotal"]
+    # and the budget and the spend alert count what the period bills net of its
+    # lines' share of the discount; the cap what its meter's lines bill
+    assert D(limits["budget"]["spent"]) == spent
     (budget_row,) = [row for row in page.context["limits"]["rows"] if row["kind"] == "budget"]
-    assert budget_row["spent"].startswith(f"{usage['subtotal']}\N{NO-BREAK SPACE}")
+    assert budget_row["spent"].startswith(f"{spent}\N{NO-BREAK SPACE}")
     # (a plan of seats alone charges no meter to check)
     if any(line["meter"] == "prompts" for line in usage["lines"]):
         assert (check["allowed"], check["reason"]) == (False, "spend_limit_reached"), check
@@ -437,7 +442,7 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
     else:
         assert check["reason"] == "meter_not_in_plan"
     (spend_alert,) = spend_alerts
-    assert spend_alert.payload["spend"] == usage["subtotal"]
+    assert D(spend_alert.payload["spend"]) == spent
 
     # and what a running discount will take off, read at the period's end (the
     # usage no longer projected beyond what it is)
@@ -450,6 +455,10 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
 
     # then: its invoices bill for it what every page said
     assert billed(subscription, start, end) == so_far
+    # and net of their lines' stamped shares of the discount, what the spend
+    # counted and what was projected at the end after the discount
+    assert billed(subscription, start, end, net=True) == spent
+    assert at_end.projected_after_discount == spent
     # and for its prompts what the cap counted
     (cap,) = limits["caps"]
     assert D(cap["spent"]) == billed(subscription, start, end, meter="prompts")
@@ -616,6 +625,7 @@ def test_the_statement_read_mid_period_is_what_the_invoices_bill(
     )
     periods_close(as_of=end)
     assert billed(subscription, start, end) == summary.statement.subtotal
+    assert billed(subscription, start, end, net=True) == at_end.projected_after_discount
     closing = Invoice.objects.get(subscription=subscription, reason=Invoice.PERIOD)
     taken = closing.lines.filter(kind="discount").values_list("amount", flat=True)
     assert -sum(taken, D(0)) == at_end.projected_discount

@@ -195,8 +195,11 @@ EXPECTED: dict = {
     ],
     "base_fee": "19.99",
     "subtotal": "27.92",
+    "discount": "0.00",
     "projected_total": "44.01",
     "projected_discount": "0.00",
+    "projected_period_discount": "0.00",
+    "projected_after_discount": "44.01",
     "commit": None,
     "holds": {"open": [], "not_charged": {}},
 }
