@@ -79,7 +79,10 @@ print(json.dumps(ids))
 """
 
 # The docs' async recipe: generic_api made inside the loop, and before the script ends
-# every call's logging awaited, then its batch (sent every 5 s otherwise).
+# every call's logging awaited (the tasks that queue it, then the queue: the proxy's
+# own order at shutdown), then its batch (sent every 5 s otherwise). Without the
+# first, the last call's logging could still be unqueued when the queue was flushed,
+# and it was lost (seen, sometimes, in CI and here).
 ASYNC_SCRIPT = """
 import asyncio
 import json
@@ -88,6 +91,7 @@ import sys
 import litellm
 from litellm.integrations.generic_api.generic_api_callback import GenericAPILogger
 from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+from litellm.responses.streaming_iterator import drain_logging_tasks
 
 from answers import answer
 
@@ -103,6 +107,7 @@ async def main():
             mock_response=mocked,
         )
         ids.append(response.id)
+    await drain_logging_tasks()
     await GLOBAL_LOGGING_WORKER.flush()
     await billing.flush_queue()
     return ids
