@@ -171,15 +171,15 @@ def drafts_billed(*, subscription: Subscription, start: datetime, end: datetime)
     return DraftBilled(tuple((invoice, by_invoice[invoice.pk]) for invoice in invoices))
 
 
-# The discount shares stamped on the lines that bill a period, but those of the
-# invoice closing it (billing.usage.statement computes that one's alike until it
-# is written). Written out: every spend read asks it (usually no row).
+# The discount shares stamped on the lines that bill a period (the invoice closing
+# it is not written while the period is current: billing.usage.statement computes
+# its shares alike until then). Written out: every spend read asks it (usually no
+# row).
 _DISCOUNT_TAKEN = (
     "SELECT l.discount_share FROM invoices_invoiceline l "
     "JOIN invoices_invoice i ON i.id = l.invoice_id "
     "WHERE i.subscription_id = %s AND i.status <> %s AND l.discount_share <> 0 "
-    "AND l.period_start >= %s AND l.period_end <= %s "
-    "AND NOT (i.reason = %s AND i.period_start = %s)"
+    "AND l.period_start >= %s AND l.period_end <= %s"
 )
 _DISCOUNT_TAKEN_FIELDS = (InvoiceLine._meta.get_field("discount_share"),)
 
@@ -187,11 +187,11 @@ _DISCOUNT_TAKEN_FIELDS = (InvoiceLine._meta.get_field("discount_share"),)
 def discount_taken(*, subscription: Subscription, start: datetime, end: datetime) -> Decimal:
     """What the discounts of invoices written already took off the lines billing
     the period [start, end) (their stamped shares, InvoiceLine.discount_share):
-    its fees billed in advance on the invoice closing the period before. Not the
-    invoice closing this period, nor a void one."""
+    its fees billed in advance on the invoice closing the period before, and once
+    it is closed its own closing invoice's. Not a void one."""
     found = rawsql.rows(
         _DISCOUNT_TAKEN,
-        [subscription.pk, Invoice.VOID, start, end, Invoice.PERIOD, start],
+        [subscription.pk, Invoice.VOID, start, end],
         _DISCOUNT_TAKEN_FIELDS,
         ahead=True,
     )

@@ -581,6 +581,21 @@ def part_from(subscription: Subscription, *, start: datetime, end: datetime) -> 
     return subscription.usage_from if current and subscription.usage_from else start
 
 
+def _advance_share(subscription: Subscription, discount: Discount) -> Decimal:
+    """The share of `discount` that the invoice closing the subscription's current
+    period will stamp on the next period's fees billed in advance on it: what the
+    next period reads as taken off its fees before that invoice is written."""
+    previous = period_statement(
+        subscription,
+        start=subscription.current_period_start,
+        end=subscription.current_period_end,
+    )
+    own = previous.invoice_lines()
+    beyond = closing_lines(subscription=subscription, lines=[])
+    shares = discount_shares_of(discount, lines=[*own, *beyond], currency=previous.currency)
+    return sum(shares[len(own) :], ZERO)
+
+
 def period_statement(
     subscription: Subscription,
     *,
@@ -648,10 +663,15 @@ def period_statement(
     taken, closing = ZERO, None
     if discounted and discounts_touch(subscription, start=start):
         taken = discount_taken(subscription=subscription, start=start, end=end)
-        discount = running_discount(subscription) if current else None
-        if discount is not None:
+        discount = running_discount(subscription)
+        if discount is not None and current:
             beyond = closing_lines(subscription=subscription, lines=[])
             closing = ClosingDiscount(discount, tuple(beyond))
+        elif discount is not None and start == subscription.current_period_end:
+            # The period after one that ended and is not closed yet: its fees in
+            # advance will be on that period's closing invoice, with their share
+            # of its discount (not stamped yet, so not in `taken`).
+            taken += _advance_share(subscription, discount)
     return PeriodStatement(
         start,
         end,

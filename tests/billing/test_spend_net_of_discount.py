@@ -23,6 +23,9 @@ from billing.invoicing.close import periods_close
 from billing.subscriptions.discounts import discount_redeem
 from billing.subscriptions.lifecycle import subscription_set_seats
 from billing.usage.ingestion import events_ingest
+from billing.usage.priced import spend_statement
+from billing.usage.reads import period_now
+from billing.usage.statement import period_statement
 from common.vocabulary import CouponDuration
 from customers.models import Customer
 from invoices.models import Invoice, InvoiceLine
@@ -154,3 +157,37 @@ def test_the_dashboard_and_usage_say_what_the_invoices_bill_net_of_their_shares(
     assert usage["projected_discount"] == "12.60"
     closing = Invoice.objects.get(subscription=acme, reason=Invoice.PERIOD, period_start=NOV_1)
     assert closing.discount == D("12.60")
+
+
+def test_a_closed_period_counts_its_closing_invoices_shares(acme):
+    """Once November is closed, its statement takes the shares stamped on its lines
+    of both invoices (6.00 on its fees in advance, 2.60 on the closing invoice's):
+    what /usage says of a past period."""
+    periods_close(as_of=DEC_1)
+    acme.refresh_from_db()
+
+    statement = period_statement(acme, start=NOV_1, end=DEC_1, discounted=True)
+
+    stamped = InvoiceLine.objects.filter(
+        invoice__subscription=acme, period_start__gte=NOV_1, period_end__lte=DEC_1
+    ).exclude(invoice__status=Invoice.VOID)
+    assert statement.discount == sum(stamped.values_list("discount_share", flat=True)) == D("8.60")
+    assert statement.net == D("34.40")
+
+
+def test_between_a_periods_end_and_its_close_the_next_period_counts_its_fees_share(acme):
+    """At 00:05 on 1 December, before the beat has closed November, a check counts
+    December: its fees in advance (20.00 + 3 seats 30.00) less the 10.00 of the
+    discount November's closing invoice will stamp on them: 40.00, the spend read
+    once the close has run (was 50.00 until then)."""
+    at = DEC_1 + timedelta(minutes=5)
+    with time_machine.travel(at, tick=False):
+        start, end = period_now(subscription=acme, now=at)
+        before = spend_statement(subscription=acme, start=start, end=end)
+    periods_close(as_of=DEC_1)
+    acme.refresh_from_db()
+    with time_machine.travel(at, tick=False):
+        after = spend_statement(subscription=acme, start=start, end=end)
+
+    assert start == DEC_1
+    assert before.total == after.total == D("40.00")
