@@ -379,68 +379,19 @@ def _owing(customer: Customer, owed: set, *, write: CustomerText, day, now) -> d
 
 def _portal_context(customer: Customer, *, token: str, write: CustomerText, now) -> dict:
     """What the portal page prints, every figure and day written by `write`
-    (call it under the page's language)."""
+    (call it under the page's language): its period's figures, its balances, its
+    documents."""
     overview = portal_overview(customer=customer, now=now)
     # The period's figures, as /usage reads them (the period statement's).
     usage = overview.usage
     summary = usage.summary if usage else None
     statement = summary.statement if summary else None
     currency = customer.currency
-    zone = write.zone
-    overdue = set(
-        past_due(Invoice.objects.filter(customer=customer), now=now).values_list("pk", flat=True)
-    )
-    owed = set(owed_invoices(customer=customer).values_list("pk", flat=True))
+    documents = _DocumentText(customer, write=write, now=now)
+    balance = credit_balance(customer)
 
     def money(amount):
         return None if amount is None else write.money(amount, currency)
-
-    balance = credit_balance(customer)
-    # The alert thresholds the usage shown (since an immediate plan change, if
-    # any) has passed, per feature ("50%, 75%"), counted as the alerts count.
-    thresholds = alert_thresholds(customer)
-
-    def passed(f) -> list[str]:
-        over = [p for p in thresholds if f.included and f.quantity * 100 >= f.included * p]
-        return [write.percent(p) for p in over]
-
-    def issued(invoice) -> CustomerText:
-        """The page's writer in the zone the invoice was issued in (its PDF's)."""
-        return replace(write, zone=invoice.text.zone)
-
-    def as_issued(invoice, text: str) -> str:
-        """A day or period of the invoice, its zone named when not the page's."""
-        return text if invoice.text.zone == zone else issued(invoice).named(text)
-
-    def invoice_day(invoice, moment):
-        return "" if moment is None else as_issued(invoice, issued(invoice).day(moment))
-
-    def invoice_period(invoice):
-        return as_issued(invoice, invoice.document_dates(issued(invoice)))
-
-    def wallet_amount(wallet, amount):
-        if wallet.kind == "money":
-            return write.money_text(amount, wallet.currency)
-        return _("{credits} credits").format(credits=write.quantity(amount))
-
-    def wallet_balance(wallet):
-        return wallet_amount(wallet, wallet.balance)
-
-    def status(invoice) -> str:
-        """Upcoming (a draft), Void, Paid; else Past due (invoices.selectors.past_due,
-        or an uncollectible invoice still owed: it was due), Open while something is
-        left to pay, and Paid once nothing is (credited or paid from the balance)."""
-        if invoice.status == Invoice.DRAFT:
-            return str(UPCOMING)
-        if invoice.status in (Invoice.VOID, Invoice.PAID):
-            return str(STATUS_LABELS[invoice.status])
-        if invoice.pk in overdue or (
-            invoice.status == Invoice.UNCOLLECTIBLE and invoice.pk in owed
-        ):
-            return str(PAST_DUE)
-        if invoice.amount_due > 0:
-            return str(OPEN)
-        return str(STATUS_LABELS[Invoice.PAID])
 
     return {
         "customer": customer,
@@ -450,40 +401,11 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
         "language": write.locale,
         "languages": _switch(write.locale),
         "plan": overview.subscription.version.plan.name if overview.subscription else None,
-        "zone": str(zone),
+        "zone": str(write.zone),
         "period": write.named(write.dates(usage.start, usage.end)) if usage else None,
         # The day an immediate plan change started the usage the table shows.
         "usage_since": write.day(overview.usage_since) if overview.usage_since else None,
-        "features": [
-            {
-                "name": f.name,
-                "meter": f.meter,
-                "model": f.model,
-                "quantity": write.quantity(f.quantity),
-                "included": None if f.included is None else write.quantity(f.included),
-                "amount": money(f.amount),
-                "uncovered": None if f.uncovered is None else write.quantity(f.uncovered),
-                "uncovered_billed": f.uncovered_billed,
-                "percent": f.percent,
-                "percent_text": None if f.percent is None else write.percent(Decimal(f.percent)),
-                "over": f.included is not None and f.quantity > f.included,
-                "thresholds": passed(f),
-                "breakdown_property": f.breakdown_property,
-                "breakdown": [
-                    {"label": label, "quantity": write.quantity(quantity)}
-                    for _, label, quantity in f.breakdown
-                ],
-                "rates": [
-                    {
-                        "label": write.rate_group(values),
-                        "quantity": write.quantity(quantity),
-                        "amount": money(amount),
-                    }
-                    for values, quantity, amount in f.rates
-                ],
-            }
-            for f in overview.features
-        ],
+        "features": _features(overview.features, customer, write, money),
         "discount": _discount(overview.subscription, write),
         "features_granted": [
             {"name": name, "value": _feature_value(value)}
@@ -498,62 +420,157 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
         "projected_after_discount": money(usage.projected_after_discount)
         if summary and summary.projected.discount
         else None,
-        "wallets": [
-            {
-                "kind": w.kind,
-                "currency": w.currency,
-                "balance": wallet_balance(w),
-                # Of it, what pays for some meters only.
-                "scoped": [
-                    {
-                        "meters": ", ".join(meters),
-                        "balance": wallet_amount(w, left),
-                    }
-                    for meters, left in overview.scoped.get(w.pk, ())
-                ],
-                "expiring": _expiring_credits(w, write=write, now=now),
-            }
-            for w in overview.wallets
-        ],
+        "wallets": _wallets(overview, write, now),
         "commit": _commit(statement.commit if statement else None, write, currency),
         "holds": _holds(usage.holds if usage else None, write),
         "charts": [chart_context(c) for c in overview.charts],
-        "invoices": [
-            {
-                "id": i.pk,
-                "number": i.number or "",
-                "draft": i.status == Invoice.DRAFT,
-                "date": invoice_day(i, i.finalized_at),
-                "due": invoice_day(i, i.due_at),
-                "period": invoice_period(i),
-                "total": write.money(i.total, i.currency),
-                "amount_due": write.money(i.amount_due, i.currency),
-                "currency": i.currency,
-                "status": status(i),
-                "reason": str(INVOICE_REASONS.get(i.reason, i.get_reason_display())),
-                # Where to pay what is left of it (its payment page).
-                "pay_url": pay_path(invoice_id=i.pk, now=now) if i.pk in owed else "",
-                # An XML e-invoice, a download beside the PDF (a Factur-X one is the PDF).
-                "e_invoice": i.e_invoice_format in UBL_FORMATS and bool(i.e_invoice_xml),
-            }
-            for i in overview.invoices
-        ],
-        "owing": _owing(customer, owed, write=write, day=invoice_day, now=now),
+        "invoices": [documents.invoice(i) for i in overview.invoices],
+        "owing": _owing(customer, documents.owed, write=write, day=documents.day, now=now),
         "credit_notes": [
-            {
-                "id": note.pk,
-                "number": note.number,
-                "date": invoice_day(i, note.created_at),
-                "invoice": i.number,
-                "total": write.money(note.total, note.currency),
-                "currency": note.currency,
-                "e_invoice": note.e_invoice_format in UBL_FORMATS and bool(note.e_invoice_xml),
-            }
+            documents.credit_note(i, note)
             for i in overview.invoices
             for note in i.credit_notes.all()
         ],
         "credit_balance": write.money_text(balance, currency) if balance else None,
     }
+
+
+def _features(features, customer: Customer, write: CustomerText, money) -> list[dict]:
+    """The usage table's rows: each metered feature's usage, what it is billed,
+    and the alert thresholds it has passed ("50%, 75%"), counted as the alerts
+    count them (billing.usage.alerts.alert_thresholds)."""
+    thresholds = alert_thresholds(customer)
+
+    def passed(f) -> list[str]:
+        over = [p for p in thresholds if f.included and f.quantity * 100 >= f.included * p]
+        return [write.percent(p) for p in over]
+
+    return [
+        {
+            "name": f.name,
+            "meter": f.meter,
+            "model": f.model,
+            "quantity": write.quantity(f.quantity),
+            "included": None if f.included is None else write.quantity(f.included),
+            "amount": money(f.amount),
+            "uncovered": None if f.uncovered is None else write.quantity(f.uncovered),
+            "uncovered_billed": f.uncovered_billed,
+            "percent": f.percent,
+            "percent_text": None if f.percent is None else write.percent(Decimal(f.percent)),
+            "over": f.included is not None and f.quantity > f.included,
+            "thresholds": passed(f),
+            "breakdown_property": f.breakdown_property,
+            "breakdown": [
+                {"label": label, "quantity": write.quantity(quantity)}
+                for _, label, quantity in f.breakdown
+            ],
+            "rates": [
+                {
+                    "label": write.rate_group(values),
+                    "quantity": write.quantity(quantity),
+                    "amount": money(amount),
+                }
+                for values, quantity, amount in f.rates
+            ],
+        }
+        for f in features
+    ]
+
+
+def _wallets(overview, write: CustomerText, now) -> list[dict]:
+    """The balances: each wallet's, what of it pays for some meters only, and the
+    credits about to expire."""
+
+    def amount(wallet, value):
+        if wallet.kind == "money":
+            return write.money_text(value, wallet.currency)
+        return _("{credits} credits").format(credits=write.quantity(value))
+
+    return [
+        {
+            "kind": w.kind,
+            "currency": w.currency,
+            "balance": amount(w, w.balance),
+            "scoped": [
+                {"meters": ", ".join(meters), "balance": amount(w, left)}
+                for meters, left in overview.scoped.get(w.pk, ())
+            ],
+            "expiring": _expiring_credits(w, write=write, now=now),
+        }
+        for w in overview.wallets
+    ]
+
+
+class _DocumentText:
+    """The portal's invoices and credit notes as it lists them: each day and
+    period in the zone the invoice was issued in (its PDF's), that zone named when
+    it is not the page's, and each invoice's status and where to pay it."""
+
+    def __init__(self, customer: Customer, *, write: CustomerText, now):
+        self.write = write
+        self.now = now
+        invoices = Invoice.objects.filter(customer=customer)
+        self.overdue = set(past_due(invoices, now=now).values_list("pk", flat=True))
+        self.owed = set(owed_invoices(customer=customer).values_list("pk", flat=True))
+
+    def _as_issued(self, invoice, text: str) -> str:
+        if invoice.text.zone == self.write.zone:
+            return text
+        return replace(self.write, zone=invoice.text.zone).named(text)
+
+    def day(self, invoice, moment) -> str:
+        """A day of the invoice (or of a note on it), as its PDF says it."""
+        if moment is None:
+            return ""
+        return self._as_issued(invoice, replace(self.write, zone=invoice.text.zone).day(moment))
+
+    def status(self, invoice) -> str:
+        """Upcoming (a draft), Void, Paid; else Past due (invoices.selectors.past_due,
+        or an uncollectible invoice still owed: it was due), Open while something is
+        left to pay, and Paid once nothing is (credited or paid from the balance)."""
+        if invoice.status == Invoice.DRAFT:
+            return str(UPCOMING)
+        if invoice.status in (Invoice.VOID, Invoice.PAID):
+            return str(STATUS_LABELS[invoice.status])
+        if invoice.pk in self.overdue or (
+            invoice.status == Invoice.UNCOLLECTIBLE and invoice.pk in self.owed
+        ):
+            return str(PAST_DUE)
+        if invoice.amount_due > 0:
+            return str(OPEN)
+        return str(STATUS_LABELS[Invoice.PAID])
+
+    def invoice(self, i) -> dict:
+        write = self.write
+        issued = replace(write, zone=i.text.zone)
+        return {
+            "id": i.pk,
+            "number": i.number or "",
+            "draft": i.status == Invoice.DRAFT,
+            "date": self.day(i, i.finalized_at),
+            "due": self.day(i, i.due_at),
+            "period": self._as_issued(i, i.document_dates(issued)),
+            "total": write.money(i.total, i.currency),
+            "amount_due": write.money(i.amount_due, i.currency),
+            "currency": i.currency,
+            "status": self.status(i),
+            "reason": str(INVOICE_REASONS.get(i.reason, i.get_reason_display())),
+            # Where to pay what is left of it (its payment page).
+            "pay_url": pay_path(invoice_id=i.pk, now=self.now) if i.pk in self.owed else "",
+            # An XML e-invoice, a download beside the PDF (a Factur-X one is the PDF).
+            "e_invoice": i.e_invoice_format in UBL_FORMATS and bool(i.e_invoice_xml),
+        }
+
+    def credit_note(self, i, note) -> dict:
+        return {
+            "id": note.pk,
+            "number": note.number,
+            "date": self.day(i, note.created_at),
+            "invoice": i.number,
+            "total": self.write.money(note.total, note.currency),
+            "currency": note.currency,
+            "e_invoice": note.e_invoice_format in UBL_FORMATS and bool(note.e_invoice_xml),
+        }
 
 
 def _portal_download(request, token: str, documents, respond):
