@@ -20,6 +20,13 @@ def customer_lock(customer_id: int) -> Customer:
     return Customer.objects.select_for_update(no_key=True).get(pk=customer_id)
 
 
+def customer_lock_by_external_id(external_id: str) -> int | None:
+    """Lock the customer of this external id (the lock customer_lock takes) as its
+    id is read, in one statement; its id, or None for none."""
+    locked = Customer.objects.select_for_update(no_key=True).filter(external_id=external_id)
+    return locked.values_list("pk", flat=True).first()
+
+
 def customers_lock(customer_ids) -> None:
     """Lock these customers, in id order, in one statement."""
     ids = sorted(set(customer_ids))

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from billing.api.fast_answer import FastAnswerApi
 from billing.usage import check
 from billing.usage.entitlements import customer_entitlements
-from billing.usage.held import NOTHING_HELD, held_open
+from billing.usage.held import held_of
 from common import rawsql
 from common.errors import CustomerNotFound
 from common.money import format_decimal, format_money
@@ -91,7 +91,7 @@ def entitlements_answer(external_id: str) -> dict:
             now=now,
             balances=live.balances,
             # Open holds count as used, as check counts them (billing.usage.holds).
-            held=held_open(customer_id=customer.pk, now=now) if live.holds else NOTHING_HELD,
+            held=held_of(live, now=now),
         )
 
     def balance(standing) -> str | None:

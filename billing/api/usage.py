@@ -20,7 +20,7 @@ from billing.serializers import (
     UsageSerializer,
 )
 from billing.usage import check, reads
-from billing.usage.held import NOTHING_HELD, held_open
+from billing.usage.held import held_of
 from billing.usage.metering import meter_cache
 from billing.usage.summary import period_usage, usage_body, usage_broken_down
 from common import rawsql
@@ -257,7 +257,7 @@ def check_answer(external_id: str, asked: dict) -> dict:
             balances=live.balances,
             properties=asked.get("properties") or {},
             # Open holds count as used (billing.usage.holds).
-            held=held_open(customer_id=customer.pk, now=now) if live.holds else NOTHING_HELD,
+            held=held_of(live, now=now),
         )
     if result.spend is not None and result.allowed:
         # A soft limit allows, and tells finance once a period.

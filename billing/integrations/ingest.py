@@ -89,6 +89,12 @@ class Received:
     # (RecordSkipped.hold, .customer): released if still open.
     failed_holds: list[tuple[str, str]] = field(default_factory=list)
 
+    def skip(self, skipped: RecordSkipped) -> None:
+        """Count a record rightly not billed, and keep the hold it names."""
+        self.skipped += 1
+        if skipped.customer is not None:
+            self.failed_holds.append((skipped.hold, skipped.customer))
+
 
 @dataclass(slots=True)
 class IntegrationResult:
@@ -150,9 +156,7 @@ def records_received(records: list, mapping: SourceMapping, call_of) -> Received
         try:
             received.calls.append(call_of(record, mapping, index))
         except RecordSkipped as skipped:
-            received.skipped += 1
-            if skipped.customer is not None:
-                received.failed_holds.append((skipped.hold, skipped.customer))
+            received.skip(skipped)
         except RecordRejected as exc:
             kept = None if record is UNREADABLE else record  # nothing to keep
             received.rejected.append(

@@ -205,9 +205,7 @@ def received_of_export(
                 calls[index] = span
                 model_spans += 1
             except RecordSkipped as skipped:
-                received.skipped += 1
-                if skipped.customer is not None:
-                    received.failed_holds.append((skipped.hold, skipped.customer))
+                received.skip(skipped)
                 continue
             except RecordRejected as exc:
                 received.rejected.append(

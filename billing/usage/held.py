@@ -158,6 +158,12 @@ def kept_back(holds) -> tuple[Decimal, dict[str, Decimal]]:
     return credits, money
 
 
+def held_of(live, *, now: datetime) -> Held:
+    """What the open holds of a customer read by billing.usage.live.live_read
+    reserve at `now`: read only where that read saw one (Live.holds)."""
+    return held_open(customer_id=live.customer.pk, now=now) if live.holds else NOTHING_HELD
+
+
 def held_open(*, customer_id: int, now: datetime) -> Held:
     """What the customer's holds open at `now` reserve."""
     rows = Hold.objects.filter(customer_id=customer_id, status=Hold.OPEN, expires_at__gt=now)

@@ -28,15 +28,14 @@ from billing.models import HOLD_EXPIRED
 from billing.notifications.webhooks import webhook_event_publish
 from billing.usage.check import CheckResult, live_read, usage_check
 from billing.usage.folding import fold_clock
-from billing.usage.held import NOTHING_HELD, held_open
+from billing.usage.held import held_of
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import EventRejected, contributions, meter_cache
 from billing.usage.rollups import rollup_lock
 from common.errors import Conflict, CustomerNotFound, InvalidRequest, NotFound
 from common.money import MAX_INTEGER_DIGITS, format_decimal, format_money
 from common.periods import iso
-from customers.locks import customer_lock, customers_lock
-from customers.models import Customer
+from customers.locks import customer_lock, customer_lock_by_external_id, customers_lock
 from plans.models import Meter
 
 # How long a hold may stay open (a day), and how long by default (ten minutes).
@@ -104,10 +103,8 @@ def hold_open(
         )
     definition = _meter_of(meter, properties)
     with transaction.atomic():
-        # One customer's holds one after another: each counts the ones before it
-        # (the lock of customers.locks, taken as its id is read).
-        locked = Customer.objects.select_for_update(no_key=True).filter(external_id=external_id)
-        customer_id = locked.values_list("pk", flat=True).first()
+        # One customer's holds one after another: each counts the ones before it.
+        customer_id = customer_lock_by_external_id(external_id)
         if customer_id is None:
             raise CustomerNotFound(external_id)
         earlier = Hold.objects.filter(customer_id=customer_id, key=key).first()
@@ -130,7 +127,7 @@ def hold_open(
             now=now,
             balances=live.balances,
             properties=properties,
-            held=held_open(customer_id=customer_id, now=now) if live.holds else NOTHING_HELD,
+            held=held_of(live, now=now),
         )
         if not result.allowed:
             return Opened(None, result)
