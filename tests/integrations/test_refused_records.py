@@ -4,17 +4,22 @@ replayed once the customer or the mapping is fixed (billed once however often),
 counted in billing_gateway_records on /metrics, purged after 30 days."""
 
 import json
+import os
+import shutil
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 from wsgiref.util import setup_testing_defaults
 
 import pytest
 import time_machine
+from django.conf import settings
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from prometheus_client import make_wsgi_app
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.parser import text_string_to_metric_families
 
 from billing.integration_models import RefusedRecord
@@ -23,7 +28,7 @@ from billing.integrations.calls import REFUSAL_CODES
 from billing.integrations.refused_records import LONG_TEXT, record_text, refused_records_purge
 from billing.models import UsageEvent
 from billing.tasks import purge_refused_records
-from config.metrics_export import metrics_registry
+from config.metrics_export import FoldersCollector
 from customers.services import customer_create
 from tests.factories import api_client, subscribe
 from tests.integrations import test_otlp_ingest as otlp_test
@@ -56,11 +61,18 @@ def usage_amount(customer: str) -> str:
 def scrape() -> dict:
     """GET /metrics as Prometheus reads it from manage.py serve_metrics (its registry:
     every process's counts, by name and labels; without the application's closing of
-    the database connection, which the test's transaction holds)."""
+    the database connection, which the test's transaction holds), of this process's
+    counts only: another test process may send gateway records at the same time."""
     environ = {"PATH_INFO": "/metrics"}
     setup_testing_defaults(environ)
     answer = {}
-    body = b"".join(make_wsgi_app(metrics_registry())(environ, lambda *_: None))
+    own = Path(tempfile.mkdtemp())
+    for counts in settings.METRICS_DIR.glob(f"*_{os.getpid()}.db"):
+        shutil.copy(counts, own)
+    registry = CollectorRegistry()
+    FoldersCollector(registry, path=str(own))
+    body = b"".join(make_wsgi_app(registry)(environ, lambda *_: None))
+    shutil.rmtree(own)
     for family in text_string_to_metric_families(body.decode()):
         for sample in family.samples:
             answer[(sample.name, frozenset(sample.labels.items()))] = sample.value
